@@ -1,0 +1,30 @@
+// Command minizon runs miniZON: `minizon dev` runs every service on one port
+// with an embedded Postgres and Kafka; `minizon loms` runs LOMS alone.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const usage = `usage: minizon <command>
+
+commands:
+  dev    run every service on one port with embedded Postgres and Kafka
+  loms   run LOMS alone against DATABASE_URL and KAFKA_BROKERS
+
+Configuration is read from environment variables; see README.md.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "minizon:", err)
+		stop()
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,234 @@
+// Package pgcluster runs a private PostgreSQL server from the machine's own
+// binaries (initdb, pg_ctl), for `minizon dev` and for tests. PostgreSQL
+// refuses to run as root, so as root the server runs as the "postgres" user.
+package pgcluster
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Options configure a cluster.
+type Options struct {
+	// Dir holds the data directory, socket and log. An existing cluster in
+	// Dir is reused.
+	Dir string
+	// Fast trades durability for speed (fsync and synchronous commit off),
+	// for throwaway test clusters.
+	Fast bool
+}
+
+// Cluster is a running server.
+type Cluster struct {
+	dir  string
+	port int
+	cred *syscall.Credential
+	bin  string
+}
+
+// Start initialises (if needed) and starts a cluster listening on a free
+// loopback port.
+func Start(ctx context.Context, opts Options) (*Cluster, error) {
+	bin, err := findBinaries()
+	if err != nil {
+		return nil, err
+	}
+	c := &Cluster{dir: opts.Dir, bin: bin}
+	// Parents must stay traversable for the postgres user.
+	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create cluster dir: %w", err)
+	}
+	if err := os.MkdirAll(c.sockDir(), 0o700); err != nil {
+		return nil, fmt.Errorf("create cluster dir: %w", err)
+	}
+	if os.Geteuid() == 0 {
+		if c.cred, err = postgresUser(); err != nil {
+			return nil, err
+		}
+		if err := chownTree(opts.Dir, int(c.cred.Uid), int(c.cred.Gid)); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := os.Stat(filepath.Join(c.dataDir(), "PG_VERSION")); err == nil {
+		// A server left running by a killed process would block the start.
+		if c.run(ctx, "pg_ctl", "status", "-D", c.dataDir()) == nil {
+			_ = c.run(ctx, "pg_ctl", "stop", "-w", "-m", "fast", "-D", c.dataDir())
+		}
+	} else {
+		if err := c.run(ctx, "initdb", "-D", c.dataDir(), "-U", "postgres", "--auth=trust",
+			"--no-sync", "--encoding=UTF8", "--locale=C"); err != nil {
+			return nil, err
+		}
+	}
+	settings := "-c listen_addresses=127.0.0.1 -c unix_socket_directories=" + c.sockDir() +
+		" -c max_connections=200"
+	if opts.Fast {
+		settings += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+	}
+	// A port can be taken between choosing and binding it; try a few.
+	for attempt := 0; ; attempt++ {
+		if c.port, err = freePort(); err != nil {
+			return nil, err
+		}
+		err = c.run(ctx, "pg_ctl", "start", "-w", "-t", "60", "-D", c.dataDir(),
+			"-l", filepath.Join(opts.Dir, "postgres.log"),
+			"-o", settings+" -p "+strconv.Itoa(c.port))
+		if err == nil || attempt == 2 {
+			break
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// URL is the connection string for a database of this cluster.
+func (c *Cluster) URL(database string) string {
+	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", c.port, database)
+}
+
+// CreateDatabase creates database name on this cluster unless it exists,
+// optionally as a copy of template.
+func (c *Cluster) CreateDatabase(ctx context.Context, name, template string) error {
+	return CreateDatabase(ctx, c.URL("postgres"), name, template)
+}
+
+// CreateDatabase creates database name on the server that serverURL points
+// to, unless it exists, optionally as a copy of template.
+func CreateDatabase(ctx context.Context, serverURL, name, template string) error {
+	conn, err := pgx.Connect(ctx, serverURL)
+	if err != nil {
+		return fmt.Errorf("connect to postgres server: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	var exists bool
+	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", name).Scan(&exists); err != nil {
+		return fmt.Errorf("look up database %s: %w", name, err)
+	}
+	if exists {
+		return nil
+	}
+	sql := "CREATE DATABASE " + pgx.Identifier{name}.Sanitize()
+	if template != "" {
+		sql += " TEMPLATE " + pgx.Identifier{template}.Sanitize()
+	}
+	if _, err := conn.Exec(ctx, sql); err != nil {
+		var pgErr *pgconn.PgError
+		// Another process created it between the check and now.
+		if errors.As(err, &pgErr) && pgErr.Code == "42P04" {
+			return nil
+		}
+		return fmt.Errorf("create database %s: %w", name, err)
+	}
+	return nil
+}
+
+// DatabaseURL returns serverURL with its database replaced by name.
+func DatabaseURL(serverURL, name string) (string, error) {
+	u, err := url.Parse(serverURL)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		return "", fmt.Errorf("database URL %q: want postgres://user@host:port/db", serverURL)
+	}
+	u.Path = "/" + name
+	return u.String(), nil
+}
+
+// Stop shuts the server down, aborting open connections.
+func (c *Cluster) Stop() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return c.run(ctx, "pg_ctl", "stop", "-w", "-m", "fast", "-D", c.dataDir())
+}
+
+// Restart stops and starts the server on the same port, for fault tests.
+func (c *Cluster) Restart(ctx context.Context) error {
+	return c.run(ctx, "pg_ctl", "restart", "-w", "-m", "fast", "-D", c.dataDir())
+}
+
+func (c *Cluster) dataDir() string { return filepath.Join(c.dir, "data") }
+func (c *Cluster) sockDir() string { return filepath.Join(c.dir, "sock") }
+
+func (c *Cluster) run(ctx context.Context, name string, args ...string) error {
+	cmd := exec.CommandContext(ctx, filepath.Join(c.bin, name), args...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.Dir = c.dir
+	if c.cred != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: c.cred}
+	}
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("%s %v: %w\n%s", name, args, err, out.String())
+	}
+	return nil
+}
+
+// findBinaries finds the directory holding initdb and pg_ctl: on PATH, or
+// the newest Debian installation under /usr/lib/postgresql.
+func findBinaries() (string, error) {
+	if p, err := exec.LookPath("pg_ctl"); err == nil {
+		if resolved, err := filepath.EvalSymlinks(p); err == nil {
+			p = resolved
+		}
+		dir := filepath.Dir(p)
+		if _, err := os.Stat(filepath.Join(dir, "initdb")); err == nil {
+			return dir, nil
+		}
+	}
+	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	sort.Slice(dirs, func(i, j int) bool { return versionOf(dirs[i]) > versionOf(dirs[j]) })
+	for _, d := range dirs {
+		if _, err := os.Stat(filepath.Join(d, "pg_ctl")); err == nil {
+			return d, nil
+		}
+	}
+	return "", errors.New("PostgreSQL server binaries (initdb, pg_ctl) not found: install Debian's postgresql package or set DATABASE_URL")
+}
+
+func versionOf(binDir string) int {
+	v, _ := strconv.Atoi(filepath.Base(filepath.Dir(binDir)))
+	return v
+}
+
+func postgresUser() (*syscall.Credential, error) {
+	u, err := user.Lookup("postgres")
+	if err != nil {
+		return nil, fmt.Errorf("PostgreSQL refuses to run as root and there is no postgres user to run it as: %w", err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
+}
+
+func chownTree(dir string, uid, gid int) error {
+	return filepath.WalkDir(dir, func(p string, _ os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(p, uid, gid)
+	})
+}
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("find a free port: %w", err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}

@@ -1,0 +1,114 @@
+// Package pgtest gives tests real PostgreSQL databases: one throwaway
+// cluster per test binary, one migrated template per schema, and a fresh
+// database per test copied from it.
+package pgtest
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/minizon/minizon/internal/pgcluster"
+)
+
+// Cluster is the test binary's PostgreSQL server.
+type Cluster struct {
+	*pgcluster.Cluster
+	mu        sync.Mutex
+	templates map[string]error
+	seq       atomic.Int64
+}
+
+// Main starts a cluster, stores it in *c, runs the tests and stops the
+// cluster. Call it from TestMain: `func TestMain(m *testing.M) { pgtest.Main(m, &db) }`.
+func Main(m *testing.M, c **Cluster) {
+	dir, err := os.MkdirTemp("", "minizon-pgtest-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "pgtest:", err)
+		os.Exit(1)
+	}
+	pc, err := pgcluster.Start(context.Background(), pgcluster.Options{Dir: dir, Fast: true})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "pgtest:", err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	*c = &Cluster{Cluster: pc, templates: map[string]error{}}
+	code := m.Run()
+	if err := pc.Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, "pgtest:", err)
+	}
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// Migrate brings a new database's schema up to date.
+type Migrate func(ctx context.Context, url string) error
+
+// NewDatabase creates an empty database for this test, copied from a
+// template that migrate was applied to once per test binary and template
+// name, and returns its URL. The database is left behind for inspection;
+// the cluster goes away with the test binary.
+func (c *Cluster) NewDatabase(t testing.TB, template string, migrate Migrate) string {
+	t.Helper()
+	ctx := t.Context()
+	if err := c.template(ctx, template, migrate); err != nil {
+		t.Fatalf("template %s: %v", template, err)
+	}
+	name := fmt.Sprintf("%s_%s_%d", template, sanitize(t.Name()), c.seq.Add(1))
+	if len(name) > 63 {
+		name = fmt.Sprintf("%s_%d", template, c.seq.Add(1))
+	}
+	// CREATE DATABASE ... TEMPLATE fails while another session is connected
+	// to the template; nobody else connects to it, but serialise anyway.
+	c.mu.Lock()
+	err := c.CreateDatabase(ctx, name, template)
+	c.mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.URL(name)
+}
+
+// NewPool is NewDatabase plus a pool closed when the test ends.
+func (c *Cluster) NewPool(t testing.TB, template string, migrate Migrate) *pgxpool.Pool {
+	t.Helper()
+	pool, err := pgxpool.New(t.Context(), c.NewDatabase(t, template, migrate))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
+}
+
+func (c *Cluster) template(ctx context.Context, name string, migrate Migrate) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err, done := c.templates[name]; done {
+		return err
+	}
+	err := c.CreateDatabase(ctx, name, "")
+	if err == nil {
+		err = migrate(ctx, c.URL(name))
+	}
+	c.templates[name] = err
+	return err
+}
+
+func sanitize(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
+			return r
+		}
+		if r >= 'A' && r <= 'Z' {
+			return r + 'a' - 'A'
+		}
+		return '_'
+	}, s)
+}

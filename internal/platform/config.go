@@ -1,0 +1,68 @@
+// Package platform is the server every miniZON service runs on: one listener
+// serving Connect, gRPC and gRPC-Web over HTTP/1.1 and cleartext HTTP/2, with
+// health checks, reflection, CORS, limits, logging and graceful shutdown.
+package platform
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/minizon/minizon/internal/envconf"
+)
+
+// Config is what the platform reads from the environment.
+type Config struct {
+	// Addr is the listen address (MINIZON_ADDR).
+	Addr string
+	// AllowedOrigins are the browser origins allowed cross-origin
+	// (MINIZON_CORS_ORIGINS, comma-separated; "*" allows any origin, without
+	// credentials). Empty: same-origin only.
+	AllowedOrigins []string
+	// MaxBodyBytes caps a request body and a decompressed message
+	// (MINIZON_MAX_BODY_BYTES).
+	MaxBodyBytes int64
+	// ShutdownTimeout bounds the drain of in-flight RPCs on SIGINT/SIGTERM
+	// (MINIZON_SHUTDOWN_TIMEOUT).
+	ShutdownTimeout time.Duration
+	// LogLevel is debug, info, warn or error (MINIZON_LOG_LEVEL).
+	LogLevel slog.Level
+}
+
+// Defaults used when a variable is unset.
+const (
+	DefaultAddr            = "127.0.0.1:8080"
+	DefaultMaxBodyBytes    = 1 << 20
+	DefaultShutdownTimeout = 15 * time.Second
+)
+
+// ReadConfig reads the platform's variables; errors are collected in env.
+func ReadConfig(env *envconf.Reader) Config {
+	cfg := Config{
+		Addr:            env.String("MINIZON_ADDR", DefaultAddr),
+		AllowedOrigins:  env.List("MINIZON_CORS_ORIGINS", nil),
+		MaxBodyBytes:    env.Int("MINIZON_MAX_BODY_BYTES", DefaultMaxBodyBytes, 1024, 64<<20),
+		ShutdownTimeout: env.Duration("MINIZON_SHUTDOWN_TIMEOUT", DefaultShutdownTimeout),
+	}
+	env.Parse("MINIZON_LOG_LEVEL", "debug, info, warn or error", func(v string) error {
+		return cfg.LogLevel.UnmarshalText([]byte(v))
+	})
+	return cfg
+}
+
+// NewLogger returns a JSON logger on stderr.
+func NewLogger(level slog.Level) *slog.Logger {
+	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+}
+
+// Validate checks values that depend on one another.
+func (c Config) Validate() error {
+	for _, o := range c.AllowedOrigins {
+		if o != "*" && !strings.HasPrefix(o, "http://") && !strings.HasPrefix(o, "https://") {
+			return fmt.Errorf("MINIZON_CORS_ORIGINS: %q is not an origin such as https://shop.example", o)
+		}
+	}
+	return nil
+}

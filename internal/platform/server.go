@@ -1,0 +1,163 @@
+package platform
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"connectrpc.com/connect"
+	connectcors "connectrpc.com/cors"
+	"connectrpc.com/grpchealth"
+	"connectrpc.com/grpcreflect"
+	"github.com/rs/cors"
+)
+
+// compressMinBytes keeps small messages uncompressed: gzip costs more than
+// it saves below about a kilobyte, and Go clients ask for it by default.
+const compressMinBytes = 1024
+
+// Server is one http.Handler tree on one port for one or more Connect
+// services. Mount the services, then Serve.
+type Server struct {
+	cfg    Config
+	log    *slog.Logger
+	mux    *http.ServeMux
+	names  []string
+	health *grpchealth.StaticChecker
+}
+
+// NewServer returns a server with nothing mounted yet.
+func NewServer(cfg Config, log *slog.Logger) *Server {
+	return &Server{cfg: cfg, log: log, mux: http.NewServeMux(), health: grpchealth.NewStaticChecker()}
+}
+
+// HandlerOptions are the options every service handler must be built with:
+// the per-RPC log line, the message size limit and response compression.
+func (s *Server) HandlerOptions() []connect.HandlerOption {
+	return []connect.HandlerOption{
+		connect.WithInterceptors(newLogInterceptor(s.log)),
+		connect.WithReadMaxBytes(int(s.cfg.MaxBodyBytes)),
+		connect.WithCompressMinBytes(compressMinBytes),
+	}
+}
+
+// Mount registers a generated service handler (as returned by
+// New<Service>Handler) under its fully qualified service name, for routing,
+// health checks and reflection.
+func (s *Server) Mount(serviceName, path string, h http.Handler) {
+	s.mux.Handle(path, h)
+	s.names = append(s.names, serviceName)
+	s.health.SetStatus(serviceName, grpchealth.StatusServing)
+}
+
+// HandleHTTP registers a plain HTTP handler, such as static files.
+func (s *Server) HandleHTTP(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
+
+// Handler returns the complete handler tree: the mounted services, health,
+// reflection, CORS and the body limit. Call it after every Mount.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/", s.mux)
+	mux.Handle(grpchealth.NewHandler(s.health))
+	reflector := grpcreflect.NewStaticReflector(s.names...)
+	mux.Handle(grpcreflect.NewHandlerV1(reflector))
+	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
+
+	var h http.Handler = http.MaxBytesHandler(mux, s.cfg.MaxBodyBytes)
+	if len(s.cfg.AllowedOrigins) > 0 {
+		h = cors.New(cors.Options{
+			AllowedOrigins: s.cfg.AllowedOrigins,
+			AllowedMethods: connectcors.AllowedMethods(),
+			AllowedHeaders: connectcors.AllowedHeaders(),
+			ExposedHeaders: connectcors.ExposedHeaders(),
+			MaxAge:         7200,
+		}).Handler(h)
+	}
+	return h
+}
+
+// Listen opens the configured address.
+func (s *Server) Listen() (net.Listener, error) {
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", s.cfg.Addr, err)
+	}
+	return ln, nil
+}
+
+// Serve answers on ln until ctx is done, then reports NOT_SERVING to health
+// checks and drains in-flight RPCs for at most the shutdown timeout.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	protocols := new(http.Protocols)
+	protocols.SetHTTP1(true)
+	protocols.SetUnencryptedHTTP2(true)
+	srv := &http.Server{
+		Handler:   s.Handler(),
+		Protocols: protocols,
+		// Slow or idle clients must not hold connections forever.
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		HTTP2: &http.HTTP2Config{
+			MaxConcurrentStreams: 250,
+		},
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	for _, name := range s.names {
+		s.health.SetStatus(name, grpchealth.StatusNotServing)
+	}
+	s.health.SetStatus("", grpchealth.StatusNotServing)
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("drain in-flight requests: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", err)
+	}
+	return nil
+}
+
+// Run serves on ln until ctx is done, with workers (relays, sweepers,
+// consumers) running beside the server. On shutdown the server drains its
+// in-flight RPCs first, then the workers are cancelled and awaited, so that
+// work accepted before the signal is finished. A failing worker stops
+// everything.
+func (s *Server) Run(ctx context.Context, ln net.Listener, workers ...func(context.Context) error) error {
+	srvCtx, stopServer := context.WithCancel(ctx)
+	defer stopServer()
+	workCtx, stopWorkers := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopWorkers()
+	errs := make(chan error, len(workers))
+	var wg sync.WaitGroup
+	for _, w := range workers {
+		wg.Go(func() {
+			if err := w(workCtx); err != nil {
+				errs <- err
+				stopServer()
+			}
+		})
+	}
+	err := s.Serve(srvCtx, ln)
+	stopWorkers()
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		err = errors.Join(err, e)
+	}
+	return err
+}

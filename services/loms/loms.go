@@ -1,0 +1,196 @@
+// Package loms wires LOMS together: configuration, the Postgres pool, the
+// RPC server, the outbox relay and the payment-timeout sweeper.
+package loms
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/minizon/minizon/gen/minizon/loms/v1/lomsv1connect"
+	"github.com/minizon/minizon/internal/envconf"
+	"github.com/minizon/minizon/internal/migrate"
+	"github.com/minizon/minizon/internal/platform"
+	"github.com/minizon/minizon/services/loms/order"
+	"github.com/minizon/minizon/services/loms/outbox"
+	"github.com/minizon/minizon/services/loms/store"
+)
+
+// Config is LOMS's configuration.
+type Config struct {
+	// DatabaseURL is LOMS's own database (DATABASE_URL).
+	DatabaseURL string
+	// KafkaBrokers are the seed brokers (KAFKA_BROKERS, comma-separated).
+	KafkaBrokers []string
+	// PaymentTimeout is the payment window (LOMS_PAYMENT_TIMEOUT).
+	PaymentTimeout time.Duration
+	// SweepInterval is how often expired orders are looked for
+	// (LOMS_SWEEP_INTERVAL; default: a tenth of the payment timeout,
+	// between 50ms and 1s).
+	SweepInterval time.Duration
+	// Outbox tunes the relay (LOMS_OUTBOX_POLL_INTERVAL, LOMS_OUTBOX_BATCH,
+	// LOMS_OUTBOX_RETENTION, KAFKA_PRODUCE_TIMEOUT, LOMS_EVENTS_PARTITIONS).
+	Outbox outbox.Config
+}
+
+// DefaultPaymentTimeout is the payment window unless configured.
+const DefaultPaymentTimeout = 10 * time.Minute
+
+// ReadConfig reads LOMS's variables; errors are collected in env.
+func ReadConfig(env *envconf.Reader) Config {
+	cfg := Config{
+		DatabaseURL:    env.String("DATABASE_URL", ""),
+		KafkaBrokers:   env.List("KAFKA_BROKERS", nil),
+		PaymentTimeout: env.Duration("LOMS_PAYMENT_TIMEOUT", DefaultPaymentTimeout),
+		Outbox: outbox.Config{
+			PollInterval:   env.Duration("LOMS_OUTBOX_POLL_INTERVAL", 100*time.Millisecond),
+			BatchSize:      int(env.Int("LOMS_OUTBOX_BATCH", 500, 1, 10000)),
+			Retention:      env.Duration("LOMS_OUTBOX_RETENTION", 24*time.Hour),
+			ProduceTimeout: env.Duration("KAFKA_PRODUCE_TIMEOUT", 10*time.Second),
+			Partitions:     int32(env.Int("LOMS_EVENTS_PARTITIONS", 3, 1, 1000)),
+		},
+	}
+	cfg.SweepInterval = env.Duration("LOMS_SWEEP_INTERVAL", defaultSweepInterval(cfg.PaymentTimeout))
+	return cfg
+}
+
+func defaultSweepInterval(timeout time.Duration) time.Duration {
+	return min(max(timeout/10, 50*time.Millisecond), time.Second)
+}
+
+// Validate reports missing or inconsistent settings.
+func (c Config) Validate() error {
+	var errs []error
+	if c.DatabaseURL == "" {
+		errs = append(errs, errors.New("DATABASE_URL is required"))
+	}
+	if len(c.KafkaBrokers) == 0 {
+		errs = append(errs, errors.New("KAFKA_BROKERS is required"))
+	}
+	if c.PaymentTimeout <= 0 {
+		errs = append(errs, errors.New("LOMS_PAYMENT_TIMEOUT must be positive"))
+	}
+	if c.SweepInterval <= 0 || c.Outbox.PollInterval <= 0 || c.Outbox.ProduceTimeout <= 0 {
+		errs = append(errs, errors.New("LOMS_SWEEP_INTERVAL, LOMS_OUTBOX_POLL_INTERVAL and KAFKA_PRODUCE_TIMEOUT must be positive"))
+	}
+	return errors.Join(errs...)
+}
+
+// App is LOMS connected to its database and broker.
+type App struct {
+	cfg    Config
+	log    *slog.Logger
+	pool   *pgxpool.Pool
+	kafka  *kgo.Client
+	store  *store.Store
+	orders *order.Service
+	relay  *outbox.Relay
+}
+
+// Open migrates the database and connects. Neither the database nor the
+// broker needs to be up for the broker's part: events wait in the outbox.
+func Open(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := migrate.Up(ctx, cfg.DatabaseURL, "loms"); err != nil {
+		return nil, fmt.Errorf("loms database: %w", err)
+	}
+	pool, err := pgxpool.New(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("loms database: %w", err)
+	}
+	kafka, err := kgo.NewClient(
+		kgo.SeedBrokers(cfg.KafkaBrokers...),
+		kgo.RecordDeliveryTimeout(cfg.Outbox.ProduceTimeout),
+		kgo.ProducerBatchCompression(kgo.NoCompression()),
+	)
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("kafka client: %w", err)
+	}
+	st := store.New(pool, outbox.Encode, time.Now)
+	return &App{
+		cfg:    cfg,
+		log:    log,
+		pool:   pool,
+		kafka:  kafka,
+		store:  st,
+		orders: order.NewService(st, cfg.PaymentTimeout, time.Now),
+		relay:  outbox.NewRelay(st, kafka, cfg.Outbox, log),
+	}, nil
+}
+
+// Mount adds LomsService to srv.
+func (a *App) Mount(srv *platform.Server) {
+	path, h := lomsv1connect.NewLomsServiceHandler(NewServer(a.orders, a.log), srv.HandlerOptions()...)
+	srv.Mount(lomsv1connect.LomsServiceName, path, h)
+}
+
+// Workers are the background loops to run beside the server: the outbox
+// relay and the payment-timeout sweeper.
+func (a *App) Workers() []func(context.Context) error {
+	return []func(context.Context) error{a.relay.Run, a.sweep}
+}
+
+// Seed adds stock rows that do not exist yet.
+func (a *App) Seed(ctx context.Context, stocks []order.Stock) (int64, error) {
+	return a.store.SeedStocks(ctx, stocks)
+}
+
+// Close flushes the producer and closes the connections. Call it after the
+// workers stopped.
+func (a *App) Close(ctx context.Context) {
+	if err := a.relay.Flush(ctx); err != nil {
+		a.log.Warn("loms: flush producer", "error", err.Error())
+	}
+	a.kafka.Close()
+	a.pool.Close()
+}
+
+// sweep cancels orders whose payment window has passed, until ctx is done.
+// Any number of replicas may sweep at once.
+func (a *App) sweep(ctx context.Context) error {
+	const batch = 100
+	t := time.NewTicker(a.cfg.SweepInterval)
+	defer t.Stop()
+	for {
+		n, err := a.orders.CancelExpired(ctx, batch)
+		if err != nil && ctx.Err() == nil {
+			a.log.WarnContext(ctx, "sweeper: cancel expired orders", "error", err.Error())
+		}
+		if n > 0 {
+			a.log.InfoContext(ctx, "sweeper: cancelled expired orders", "count", n)
+		}
+		if n == batch {
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// Run runs LOMS alone: `minizon loms`.
+func Run(ctx context.Context, pcfg platform.Config, cfg Config, log *slog.Logger) error {
+	app, err := Open(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer app.Close(context.WithoutCancel(ctx))
+	srv := platform.NewServer(pcfg, log)
+	app.Mount(srv)
+	ln, err := srv.Listen()
+	if err != nil {
+		return err
+	}
+	log.Info("loms listening", "addr", ln.Addr().String())
+	return srv.Run(ctx, ln, app.Workers()...)
+}

@@ -1,0 +1,223 @@
+// Package order holds LOMS's business rules: the order state machine, item
+// validation and the planning of reservations across warehouses. It does no
+// I/O; Service drives it through a Repository.
+package order
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/minizon/minizon/internal/validate"
+)
+
+// Status is where an order stands.
+type Status int
+
+// The order statuses. The zero value is never stored.
+const (
+	StatusUnspecified Status = iota
+	StatusNew
+	StatusAwaitingPayment
+	StatusFailed
+	StatusPayed
+	StatusCancelled
+)
+
+var statusNames = [...]string{"unspecified", "new", "awaiting_payment", "failed", "payed", "cancelled"}
+
+func (s Status) String() string {
+	if s < 0 || int(s) >= len(statusNames) {
+		return fmt.Sprintf("status(%d)", int(s))
+	}
+	return statusNames[s]
+}
+
+// ParseStatus is the inverse of Status.String.
+func ParseStatus(s string) (Status, error) {
+	if i := slices.Index(statusNames[:], s); i > 0 {
+		return Status(i), nil
+	}
+	return StatusUnspecified, fmt.Errorf("unknown order status %q", s)
+}
+
+// Limits on one order.
+const (
+	MaxItems             = 1000
+	MaxIdempotencyKeyLen = 128
+)
+
+// Domain errors. Transports map them to codes; stores return ErrNotFound.
+var (
+	// ErrNotFound: no order with that id.
+	ErrNotFound = errors.New("order not found")
+	// ErrPaymentExpired: the payment window passed; the order was cancelled.
+	ErrPaymentExpired = errors.New("payment window has passed; the order was cancelled")
+)
+
+// TransitionError is a status change the state machine does not allow.
+type TransitionError struct {
+	From   Status
+	Action string
+}
+
+func (e *TransitionError) Error() string {
+	return fmt.Sprintf("cannot %s an order that is %s", e.Action, e.From)
+}
+
+// Item is a number of units of one sku.
+type Item struct {
+	SKU   uint32
+	Count uint64
+}
+
+// Change is one status change, which becomes one event.
+type Change struct {
+	From, To Status
+}
+
+// StockEffect is what a status change does to the order's reservations.
+type StockEffect int
+
+// The stock effects of a change.
+const (
+	// KeepStock leaves reservations as they are.
+	KeepStock StockEffect = iota
+	// ReleaseStock returns reserved units to what can be bought.
+	ReleaseStock
+	// WriteOffStock ships reserved units: they leave the stock.
+	WriteOffStock
+)
+
+// StockEffect says what the change does to the order's reservations.
+func (c Change) StockEffect() StockEffect {
+	if c.From != StatusAwaitingPayment {
+		return KeepStock
+	}
+	switch c.To {
+	case StatusCancelled:
+		return ReleaseStock
+	case StatusPayed:
+		return WriteOffStock
+	}
+	return KeepStock
+}
+
+// Order is the aggregate. Its status changes only through its methods, which
+// record every change for the outbox.
+type Order struct {
+	ID        int64
+	User      int64
+	Status    Status
+	Items     []Item
+	CreatedAt time.Time
+	// PayBy is the end of the payment window.
+	PayBy time.Time
+
+	changes []Change
+}
+
+// Changes are the status changes made since the order was loaded, in order.
+func (o *Order) Changes() []Change { return o.changes }
+
+func (o *Order) setStatus(s Status) {
+	o.changes = append(o.changes, Change{From: o.Status, To: s})
+	o.Status = s
+}
+
+// New starts an order for user with validated items.
+func New(user int64, items []Item, now time.Time, paymentTimeout time.Duration) *Order {
+	o := &Order{User: user, Items: items, CreatedAt: now, PayBy: now.Add(paymentTimeout)}
+	o.setStatus(StatusNew)
+	return o
+}
+
+// Reserve plans the reservation of the order's items from the locked stock
+// rows and moves the order to AWAITING_PAYMENT, or to FAILED with an empty
+// plan when any sku is short.
+func (o *Order) Reserve(stocks []Stock) ([]Reservation, error) {
+	if o.Status != StatusNew {
+		return nil, &TransitionError{From: o.Status, Action: "reserve stock for"}
+	}
+	plan, ok := Plan(o.Items, stocks)
+	if !ok {
+		o.setStatus(StatusFailed)
+		return nil, nil
+	}
+	o.setStatus(StatusAwaitingPayment)
+	return plan, nil
+}
+
+// Expired reports whether the payment window has passed at now.
+func (o *Order) Expired(now time.Time) bool {
+	return o.Status == StatusAwaitingPayment && now.After(o.PayBy)
+}
+
+// Pay moves an order awaiting payment to PAYED. It reports whether the
+// status changed: paying a PAYED order is a no-op. The caller checks Expired
+// first: an expired order is cancelled, not paid.
+func (o *Order) Pay() (bool, error) {
+	switch o.Status {
+	case StatusPayed:
+		return false, nil
+	case StatusAwaitingPayment:
+		o.setStatus(StatusPayed)
+		return true, nil
+	}
+	return false, &TransitionError{From: o.Status, Action: "pay"}
+}
+
+// Cancel moves a NEW or AWAITING_PAYMENT order to CANCELLED. It reports
+// whether the status changed: cancelling a CANCELLED order is a no-op.
+func (o *Order) Cancel() (bool, error) {
+	switch o.Status {
+	case StatusCancelled:
+		return false, nil
+	case StatusNew, StatusAwaitingPayment:
+		o.setStatus(StatusCancelled)
+		return true, nil
+	}
+	return false, &TransitionError{From: o.Status, Action: "cancel"}
+}
+
+// ValidateItems checks the request's items and merges repeated skus, in sku
+// order. Field names follow the API ("items[2].count").
+func ValidateItems(items []Item) ([]Item, error) {
+	if len(items) == 0 {
+		return nil, validate.Errorf("items", "must not be empty")
+	}
+	if len(items) > MaxItems {
+		return nil, validate.Errorf("items", "must hold at most %d items, got %d", MaxItems, len(items))
+	}
+	merged := make([]Item, 0, len(items))
+	for i, it := range items {
+		if err := validate.SKU(fmt.Sprintf("items[%d].sku", i), it.SKU); err != nil {
+			return nil, err
+		}
+		if it.Count == 0 || it.Count > validate.MaxCount {
+			return nil, validate.Errorf(fmt.Sprintf("items[%d].count", i),
+				"must be between 1 and %d, got %d", validate.MaxCount, it.Count)
+		}
+		merged = append(merged, it)
+	}
+	slices.SortFunc(merged, func(a, b Item) int { return cmp.Compare(a.SKU, b.SKU) })
+	out := merged[:0]
+	for _, it := range merged {
+		if n := len(out); n > 0 && out[n-1].SKU == it.SKU {
+			out[n-1].Count += it.Count
+			continue
+		}
+		out = append(out, it)
+	}
+	return out, nil
+}
+
+// ValidateIdempotencyKey checks the optional CreateOrder key.
+func ValidateIdempotencyKey(key string) error {
+	if len(key) > MaxIdempotencyKeyLen {
+		return validate.Errorf("idempotency_key", "must be at most %d bytes, got %d", MaxIdempotencyKeyLen, len(key))
+	}
+	return nil
+}

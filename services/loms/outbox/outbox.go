@@ -1,0 +1,183 @@
+// Package outbox publishes the order events that LOMS writes to its outbox
+// table to Kafka, in order per order, marking them sent only after the
+// broker acknowledged them.
+package outbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	lomsv1 "github.com/minizon/minizon/gen/minizon/loms/v1"
+	"github.com/minizon/minizon/services/loms/order"
+)
+
+// Topic is where order events go.
+const Topic = "loms.order-events"
+
+// Encode is the record value of an event: a minizon.loms.v1.OrderEvent in
+// protobuf binary.
+func Encode(e order.Event) ([]byte, error) {
+	items := make([]*lomsv1.OrderItem, len(e.Items))
+	for i, it := range e.Items {
+		items[i] = &lomsv1.OrderItem{Sku: it.SKU, Count: uint32(min(it.Count, uint64(^uint32(0))))}
+	}
+	b, err := proto.Marshal(&lomsv1.OrderEvent{
+		EventId:        e.ID.String(),
+		OrderId:        e.OrderID,
+		User:           e.User,
+		Status:         lomsv1.OrderStatus(e.Status),
+		PreviousStatus: lomsv1.OrderStatus(e.Previous),
+		OccurredAt:     timestamppb.New(e.OccurredAt),
+		Items:          items,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("encode order event: %w", err)
+	}
+	return b, nil
+}
+
+// Message is one unsent outbox row.
+type Message struct {
+	ID      int64
+	OrderID int64
+	Payload []byte
+}
+
+// Source hands out unsent messages.
+type Source interface {
+	// PublishBatch takes the relay lock (one relay publishes at a time,
+	// whatever the number of replicas), reads up to max unsent messages in
+	// the order they were written, calls publish, and marks them sent if
+	// publish succeeded, in one transaction. It returns how many it sent:
+	// 0 when another relay holds the lock or nothing is waiting.
+	PublishBatch(ctx context.Context, max int, publish func(context.Context, []Message) error) (int, error)
+	// DeleteSent removes messages sent before the given time.
+	DeleteSent(ctx context.Context, before time.Time) (int64, error)
+}
+
+// Config tunes the relay.
+type Config struct {
+	// PollInterval is how long the relay waits when the outbox is empty.
+	PollInterval time.Duration
+	// BatchSize is the most messages published in one transaction.
+	BatchSize int
+	// ProduceTimeout bounds waiting for the broker's acknowledgement.
+	ProduceTimeout time.Duration
+	// Retention is how long sent messages are kept for inspection.
+	Retention time.Duration
+	// Partitions is the partition count when the relay creates the topic.
+	Partitions int32
+}
+
+// Relay moves messages from the outbox to Kafka.
+type Relay struct {
+	src    Source
+	client *kgo.Client
+	cfg    Config
+	log    *slog.Logger
+}
+
+// NewRelay returns a relay producing with client, which must be an
+// idempotent producer with acks from all in-sync replicas (franz-go's
+// default).
+func NewRelay(src Source, client *kgo.Client, cfg Config, log *slog.Logger) *Relay {
+	return &Relay{src: src, client: client, cfg: cfg, log: log}
+}
+
+// Run publishes until ctx is done. A broker or database outage only delays
+// publishing: the relay retries with backoff and the messages wait.
+func (r *Relay) Run(ctx context.Context) error {
+	r.ensureTopic(ctx)
+	backoff := r.cfg.PollInterval
+	lastCleanup := time.Time{}
+	for ctx.Err() == nil {
+		n, err := r.src.PublishBatch(ctx, r.cfg.BatchSize, r.produce)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			r.log.WarnContext(ctx, "outbox relay: publish failed; will retry", "error", err.Error(), "retry_in", backoff)
+			sleep(ctx, backoff)
+			backoff = min(backoff*2, 5*time.Second)
+			continue
+		case n == r.cfg.BatchSize:
+			// More may be waiting: go on at once.
+			backoff = r.cfg.PollInterval
+			continue
+		}
+		backoff = r.cfg.PollInterval
+		if time.Since(lastCleanup) > time.Minute {
+			lastCleanup = time.Now()
+			if _, err := r.src.DeleteSent(ctx, time.Now().Add(-r.cfg.Retention)); err != nil && ctx.Err() == nil {
+				r.log.WarnContext(ctx, "outbox relay: cleanup failed", "error", err.Error())
+			}
+		}
+		sleep(ctx, r.cfg.PollInterval)
+	}
+	return nil
+}
+
+// Flush waits for anything the producer still buffers.
+func (r *Relay) Flush(ctx context.Context) error {
+	if err := r.client.Flush(ctx); err != nil {
+		return fmt.Errorf("flush producer: %w", err)
+	}
+	return nil
+}
+
+func (r *Relay) produce(ctx context.Context, msgs []Message) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.ProduceTimeout)
+	defer cancel()
+	records := make([]*kgo.Record, len(msgs))
+	for i, m := range msgs {
+		records[i] = &kgo.Record{
+			Topic: Topic,
+			Key:   strconv.AppendInt(nil, m.OrderID, 10),
+			Value: m.Payload,
+		}
+	}
+	if err := r.client.ProduceSync(ctx, records...).FirstErr(); err != nil {
+		return fmt.Errorf("produce %d events: %w", len(records), err)
+	}
+	return nil
+}
+
+// ensureTopic creates the topic unless it exists, retrying while the broker
+// is unreachable. Auto-creation by the broker would also work, but with the
+// broker's default partition count.
+func (r *Relay) ensureTopic(ctx context.Context) {
+	adm := kadm.NewClient(r.client)
+	for backoff := r.cfg.PollInterval; ctx.Err() == nil; backoff = min(backoff*2, 5*time.Second) {
+		cctx, cancel := context.WithTimeout(ctx, r.cfg.ProduceTimeout)
+		res, err := adm.CreateTopic(cctx, r.cfg.Partitions, -1, nil, Topic)
+		cancel()
+		if err == nil {
+			err = res.Err
+		}
+		if err == nil || errors.Is(err, kerr.TopicAlreadyExists) {
+			return
+		}
+		r.log.WarnContext(ctx, "outbox relay: cannot create topic yet", "topic", Topic, "error", err.Error())
+		sleep(ctx, backoff)
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}

@@ -1,0 +1,26 @@
+-- name: InsertOutbox :exec
+INSERT INTO outbox (event_id, order_id, payload, created_at)
+SELECT unnest(@event_ids::uuid[]), unnest(@order_ids::bigint[]), unnest(@payloads::bytea[]), @created_at::timestamptz;
+
+-- name: TryLockRelay :one
+-- One relay at a time publishes, whatever the number of replicas: the
+-- transaction-scoped advisory lock keeps per-order event order intact.
+SELECT pg_try_advisory_xact_lock(@key::bigint);
+
+-- name: ListUnsentOutbox :many
+SELECT id, order_id, payload FROM outbox
+WHERE sent_at IS NULL
+ORDER BY id
+LIMIT @max_rows;
+
+-- name: MarkOutboxSent :exec
+UPDATE outbox SET sent_at = @sent_at::timestamptz WHERE id = ANY(@ids::bigint[]);
+
+-- name: DeleteSentOutbox :execrows
+DELETE FROM outbox WHERE sent_at < @before::timestamptz;
+
+-- name: OutboxBacklog :one
+-- How many events wait, and how long the oldest has waited (0 when none).
+SELECT count(*) AS unsent,
+       COALESCE(EXTRACT(EPOCH FROM (sqlc.arg(now)::timestamptz - min(created_at))), 0)::float8 AS oldest_age_seconds
+FROM outbox WHERE sent_at IS NULL;
