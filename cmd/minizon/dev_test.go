@@ -1,0 +1,202 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"google.golang.org/protobuf/proto"
+
+	lomsv1 "github.com/minizon/minizon/gen/minizon/loms/v1"
+)
+
+// TestDevRunsTheWholeSystem is the README's promise: `minizon dev` comes up
+// on embedded Postgres and Kafka with seeded stock, a plain JSON client can
+// create, list, pay and cancel orders and see Stocks change, the events reach
+// the broker, and Ctrl+C stops it cleanly.
+func TestDevRunsTheWholeSystem(t *testing.T) {
+	dir := t.TempDir()
+	// The embedded Postgres runs as the postgres user when we are root: it
+	// must be able to reach its data directory.
+	for d := dir; d != os.TempDir() && d != "/"; d = filepath.Dir(d) {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for k, v := range map[string]string{
+		"MINIZON_ADDR": "127.0.0.1:0", "MINIZON_DATA_DIR": dir, "MINIZON_LOG_LEVEL": "warn",
+		"DATABASE_URL": "", "KAFKA_BROKERS": "", "LOMS_PAYMENT_TIMEOUT": "", "MINIZON_KAFKA_PORT": "",
+	} {
+		t.Setenv(k, v)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"dev"}, pw)
+		pw.Close()
+	}()
+	base, brokers := readBanner(t, pr, done)
+
+	lomsURL := base + "/minizon.loms.v1.LomsService/"
+	const sku = 773587830
+	before := available(t, lomsURL, sku)
+	if len(before) != 3 {
+		t.Fatalf("sample sku %d in %d warehouses, want 3", sku, len(before))
+	}
+	var created struct {
+		OrderID string `json:"orderId"`
+		Status  string
+	}
+	call(t, lomsURL+"CreateOrder", `{"user": 5, "items": [{"sku": 773587830, "count": 2}]}`, &created)
+	if created.Status != "ORDER_STATUS_AWAITING_PAYMENT" {
+		t.Fatalf("created %+v", created)
+	}
+	if got := available(t, lomsURL, sku); total(before)-total(got) != 2 {
+		t.Fatalf("stocks %v -> %v, want 2 reserved", before, got)
+	}
+	var listed struct{ Status, User string }
+	call(t, lomsURL+"ListOrder", `{"orderId": `+created.OrderID+`}`, &listed)
+	if listed.User != "5" {
+		t.Fatalf("listed %+v", listed)
+	}
+	call(t, lomsURL+"OrderPayed", `{"orderId": `+created.OrderID+`}`, nil)
+	call(t, lomsURL+"ListOrder", `{"orderId": `+created.OrderID+`}`, &listed)
+	if listed.Status != "ORDER_STATUS_PAYED" {
+		t.Fatalf("after payment: %+v", listed)
+	}
+	var second struct {
+		OrderID string `json:"orderId"`
+	}
+	call(t, lomsURL+"CreateOrder", `{"user": 5, "items": [{"sku": 773587830, "count": 1}]}`, &second)
+	call(t, lomsURL+"CancelOrder", `{"orderId": `+second.OrderID+`}`, nil)
+	if got := available(t, lomsURL, sku); total(before)-total(got) != 2 {
+		t.Fatalf("after pay and cancel: %v -> %v, want 2 written off", before, got)
+	}
+
+	// Every status change reached the embedded broker: 3 + 3 events.
+	client, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics("loms.order-events"),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	pollCtx, stopPoll := context.WithTimeout(ctx, 20*time.Second)
+	defer stopPoll()
+	var events []*lomsv1.OrderEvent
+	for len(events) < 6 && pollCtx.Err() == nil {
+		client.PollFetches(pollCtx).EachRecord(func(r *kgo.Record) {
+			e := &lomsv1.OrderEvent{}
+			if err := proto.Unmarshal(r.Value, e); err != nil {
+				t.Errorf("undecodable event: %v", err)
+			}
+			events = append(events, e)
+		})
+	}
+	if len(events) != 6 {
+		t.Fatalf("%d events in Kafka, want 6", len(events))
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("dev stopped with %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("dev did not stop after cancellation")
+	}
+}
+
+func readBanner(t *testing.T, r io.Reader, done <-chan error) (base string, brokers []string) {
+	t.Helper()
+	lines := make(chan string)
+	go func() {
+		sc := bufio.NewScanner(r)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	addrRe := regexp.MustCompile(`running at (http://\S+)`)
+	brokersRe := regexp.MustCompile(`Kafka brokers: \[(.*)\]`)
+	timeout := time.After(2 * time.Minute)
+	for base == "" || brokers == nil {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatalf("dev exited before printing its address: %v", <-done)
+			}
+			if m := addrRe.FindStringSubmatch(l); m != nil {
+				base = m[1]
+			}
+			if m := brokersRe.FindStringSubmatch(l); m != nil {
+				brokers = strings.Fields(m[1])
+			}
+		case <-timeout:
+			t.Fatal("no banner within 2 minutes")
+		}
+	}
+	go func() {
+		for range lines {
+		}
+	}()
+	return base, brokers
+}
+
+func call(t *testing.T, url, body string, out any) {
+	t.Helper()
+	res, err := http.Post(url, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("%s %s: HTTP %d %s", url, body, res.StatusCode, b)
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			t.Fatalf("%s: %v", b, err)
+		}
+	}
+}
+
+func available(t *testing.T, lomsURL string, sku int) map[string]int {
+	t.Helper()
+	var res struct {
+		Stocks []struct {
+			WarehouseID string `json:"warehouseId"`
+			Count       string `json:"count"`
+		}
+	}
+	call(t, lomsURL+"Stocks", `{"sku": `+strconv.Itoa(sku)+`}`, &res)
+	m := map[string]int{}
+	for _, s := range res.Stocks {
+		n, err := strconv.Atoi(s.Count)
+		if err != nil {
+			t.Fatalf("count %q: %v", s.Count, err)
+		}
+		m[s.WarehouseID] = n
+	}
+	return m
+}
+
+func total(m map[string]int) int {
+	n := 0
+	for _, v := range m {
+		n += v
+	}
+	return n
+}

@@ -1,0 +1,249 @@
+package outbox_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"net"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"google.golang.org/protobuf/proto"
+
+	lomsv1 "github.com/minizon/minizon/gen/minizon/loms/v1"
+	"github.com/minizon/minizon/internal/pgtest"
+	"github.com/minizon/minizon/services/loms/internal/lomstest"
+	"github.com/minizon/minizon/services/loms/order"
+	"github.com/minizon/minizon/services/loms/outbox"
+	"github.com/minizon/minizon/services/loms/store"
+)
+
+var pg *pgtest.Cluster
+
+func TestMain(m *testing.M) { pgtest.Main(m, &pg) }
+
+var cfg = outbox.Config{
+	PollInterval:   20 * time.Millisecond,
+	BatchSize:      50,
+	ProduceTimeout: 2 * time.Second,
+	Retention:      time.Hour,
+	Partitions:     3,
+}
+
+func startRelay(t *testing.T, st *store.Store, brokers []string) {
+	t.Helper()
+	client, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.RecordDeliveryTimeout(cfg.ProduceTimeout))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	relay := outbox.NewRelay(st, client, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	done := make(chan struct{})
+	go func() { defer close(done); _ = relay.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		client.Close()
+	})
+}
+
+type received struct {
+	partition int32
+	key       string
+	event     *lomsv1.OrderEvent
+}
+
+// consume reads the topic from the start until want events arrived.
+func consume(t *testing.T, brokers []string, want int) []received {
+	t.Helper()
+	client, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(outbox.Topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	var out []received
+	for len(out) < want {
+		fetches := client.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("received %d of %d events before the deadline", len(out), want)
+		}
+		fetches.EachRecord(func(r *kgo.Record) {
+			e := &lomsv1.OrderEvent{}
+			if err := proto.Unmarshal(r.Value, e); err != nil {
+				t.Fatalf("undecodable record: %v", err)
+			}
+			out = append(out, received{partition: r.Partition, key: string(r.Key), event: e})
+		})
+	}
+	return out
+}
+
+func unsent(t *testing.T, pool *pgxpool.Pool) (unsent, all int) {
+	t.Helper()
+	if err := pool.QueryRow(t.Context(),
+		"SELECT count(*) FILTER (WHERE sent_at IS NULL), count(*) FROM outbox").Scan(&unsent, &all); err != nil {
+		t.Fatal(err)
+	}
+	return unsent, all
+}
+
+// makeOrders creates n orders concurrently and pays or cancels most of
+// them, returning the status sequence each order went through.
+func makeOrders(t *testing.T, svc *order.Service, n int) map[int64][]lomsv1.OrderStatus {
+	t.Helper()
+	var mu sync.Mutex
+	want := map[int64][]lomsv1.OrderStatus{}
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			o, err := svc.Create(t.Context(), int64(i+1), []order.Item{{SKU: 1, Count: 1}}, "")
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			seq := []lomsv1.OrderStatus{lomsv1.OrderStatus_ORDER_STATUS_NEW, lomsv1.OrderStatus_ORDER_STATUS_AWAITING_PAYMENT}
+			switch i % 3 {
+			case 0:
+				err = svc.Pay(t.Context(), o.ID)
+				seq = append(seq, lomsv1.OrderStatus_ORDER_STATUS_PAYED)
+			case 1:
+				err = svc.Cancel(t.Context(), o.ID)
+				seq = append(seq, lomsv1.OrderStatus_ORDER_STATUS_CANCELLED)
+			}
+			if err != nil {
+				t.Error(err)
+			}
+			mu.Lock()
+			want[o.ID] = seq
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	return want
+}
+
+// checkDelivery asserts exactly one record per status change, in order per
+// order, keyed by order id, one partition per order.
+func checkDelivery(t *testing.T, got []received, want map[int64][]lomsv1.OrderStatus) {
+	t.Helper()
+	seen := map[string]bool{}
+	perOrder := map[int64][]lomsv1.OrderStatus{}
+	partition := map[int64]int32{}
+	for _, r := range got {
+		e := r.event
+		if seen[e.GetEventId()] {
+			t.Fatalf("event %s delivered twice", e.GetEventId())
+		}
+		seen[e.GetEventId()] = true
+		if r.key != strconv.FormatInt(e.GetOrderId(), 10) {
+			t.Fatalf("record key %q for order %d", r.key, e.GetOrderId())
+		}
+		if p, ok := partition[e.GetOrderId()]; ok && p != r.partition {
+			t.Fatalf("order %d spread over partitions %d and %d", e.GetOrderId(), p, r.partition)
+		}
+		partition[e.GetOrderId()] = r.partition
+		perOrder[e.GetOrderId()] = append(perOrder[e.GetOrderId()], e.GetStatus())
+	}
+	if len(perOrder) != len(want) {
+		t.Fatalf("events for %d orders, want %d", len(perOrder), len(want))
+	}
+	for id, seq := range want {
+		if fmt.Sprint(perOrder[id]) != fmt.Sprint(seq) {
+			t.Fatalf("order %d: events %v, want %v", id, perOrder[id], seq)
+		}
+	}
+}
+
+func TestRelayPublishesEveryChangeOnceInOrder(t *testing.T) {
+	t.Parallel()
+	broker, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(broker.Close)
+	st, pool := lomstest.NewStore(t, pg, time.Now, order.Stock{SKU: 1, Warehouse: 1, Total: 1000})
+	svc := order.NewService(st, time.Minute, time.Now)
+	// Two relays, as with two LOMS replicas: they must not double-publish.
+	startRelay(t, st, broker.ListenAddrs())
+	startRelay(t, st, broker.ListenAddrs())
+
+	want := makeOrders(t, svc, 60)
+	got := consume(t, broker.ListenAddrs(), countEvents(want))
+	checkDelivery(t, got, want)
+	// Marked sent only after the acknowledgement, so by now at most the
+	// last batch's marking may still be in flight.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if n, _ := unsent(t, pool); n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("outbox rows still unsent after every event arrived")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestOrdersWorkWhileBrokerIsDownAndEventsFollow(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	port := freePort(t)
+	start := func() *kfake.Cluster {
+		b, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(port), kfake.DataDir(dir),
+			kfake.AllowAutoTopicCreation())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	broker := start()
+	brokers := broker.ListenAddrs()
+	st, pool := lomstest.NewStore(t, pg, time.Now, order.Stock{SKU: 1, Warehouse: 1, Total: 1000})
+	svc := order.NewService(st, time.Minute, time.Now)
+	startRelay(t, st, brokers)
+
+	before := makeOrders(t, svc, 5)
+	consume(t, brokers, countEvents(before)) // wait until the relay has published them
+	broker.Close()
+
+	during := makeOrders(t, svc, 20)
+	if n, _ := unsent(t, pool); n == 0 {
+		t.Fatal("no events waiting while the broker is down")
+	}
+	broker = start()
+	t.Cleanup(broker.Close)
+
+	want := map[int64][]lomsv1.OrderStatus{}
+	maps.Copy(want, before)
+	maps.Copy(want, during)
+	got := consume(t, brokers, countEvents(want))
+	checkDelivery(t, got, want)
+}
+
+func countEvents(m map[int64][]lomsv1.OrderStatus) int {
+	n := 0
+	for _, seq := range m {
+		n += len(seq)
+	}
+	return n
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
