@@ -364,4 +364,3 @@ func sum(m map[int64]uint64) uint64 {
 	}
 	return n
 }
-
