@@ -101,7 +101,7 @@ func (r *Relay) Run(ctx context.Context) error {
 	backoff := r.cfg.PollInterval
 	lastCleanup := time.Time{}
 	for ctx.Err() == nil {
-		n, err := r.src.PublishBatch(ctx, r.cfg.BatchSize, r.produce)
+		n, err := r.publishBatch(ctx)
 		switch {
 		case err != nil && ctx.Err() == nil:
 			r.log.WarnContext(ctx, "outbox relay: publish failed; will retry", "error", err.Error(), "retry_in", backoff)
@@ -123,6 +123,15 @@ func (r *Relay) Run(ctx context.Context) error {
 		sleep(ctx, r.cfg.PollInterval)
 	}
 	return nil
+}
+
+// publishBatch publishes one batch. A batch under way when ctx is cancelled
+// (shutdown) is finished, within the produce timeout, rather than abandoned
+// and published again by the next relay.
+func (r *Relay) publishBatch(ctx context.Context) (int, error) {
+	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.ProduceTimeout+5*time.Second)
+	defer cancel()
+	return r.src.PublishBatch(bctx, r.cfg.BatchSize, r.produce)
 }
 
 // Flush waits for anything the producer still buffers.

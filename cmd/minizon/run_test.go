@@ -1,0 +1,30 @@
+package main
+
+import (
+	"io"
+	"strings"
+	"testing"
+)
+
+func TestLomsRefusesToStartWithoutItsDependencies(t *testing.T) {
+	t.Setenv("DATABASE_URL", "")
+	t.Setenv("KAFKA_BROKERS", "")
+	t.Setenv("LOMS_PAYMENT_TIMEOUT", "soon")
+	t.Setenv("MINIZON_LOG_LEVEL", "loud")
+	err := run(t.Context(), []string{"loms"}, io.Discard)
+	if err == nil {
+		t.Fatal("loms started without a database")
+	}
+	for _, name := range []string{"DATABASE_URL", "KAFKA_BROKERS", "LOMS_PAYMENT_TIMEOUT", "MINIZON_LOG_LEVEL"} {
+		if !strings.Contains(err.Error(), name) {
+			t.Errorf("error %q does not name %s", err, name)
+		}
+	}
+}
+
+func TestUnknownCommandPrintsUsage(t *testing.T) {
+	var out strings.Builder
+	if err := run(t.Context(), []string{"shop"}, &out); err == nil || !strings.Contains(out.String(), "usage: minizon") {
+		t.Fatalf("err %v, output %q", err, out.String())
+	}
+}
