@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -62,6 +63,7 @@ func startLOMS(t *testing.T, paymentTimeout time.Duration) env {
 	}
 	if _, err := app.Seed(ctx, []order.Stock{
 		{SKU: 1001, Warehouse: 1, Total: 5}, {SKU: 1001, Warehouse: 2, Total: 5}, {SKU: 2002, Warehouse: 3, Total: 1},
+		{SKU: 5050, Warehouse: 1, Total: 30}, {SKU: 5050, Warehouse: 2, Total: 20},
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -326,6 +328,38 @@ func TestBadInputIsRejectedWithoutWrites(t *testing.T) {
 	}
 	if got := stocks(t, clients(e.base)["connect"], 1001); sum(got) != 10 {
 		t.Fatalf("bad input changed stock: %v", got)
+	}
+}
+
+// TestConcurrentRPCsNeverOversell: 200 concurrent CreateOrder calls over
+// gRPC for a sku with 50 units in 2 warehouses reserve exactly 50.
+func TestConcurrentRPCsNeverOversell(t *testing.T) {
+	t.Parallel()
+	e := startLOMS(t, time.Minute)
+	c := clients(e.base)["grpc"]
+	var mu sync.Mutex
+	count := map[lomsv1.OrderStatus]int{}
+	var wg sync.WaitGroup
+	for i := range 200 {
+		wg.Go(func() {
+			res, err := c.CreateOrder(context.Background(), &lomsv1.CreateOrderRequest{
+				User: int64(i + 1), Items: []*lomsv1.OrderItem{{Sku: 5050, Count: 1}},
+			})
+			if err != nil {
+				t.Errorf("order %d: %v", i, err)
+				return
+			}
+			mu.Lock()
+			count[res.GetStatus()]++
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	if count[lomsv1.OrderStatus_ORDER_STATUS_AWAITING_PAYMENT] != 50 || count[lomsv1.OrderStatus_ORDER_STATUS_FAILED] != 150 {
+		t.Fatalf("outcomes %v, want 50 awaiting payment and 150 failed", count)
+	}
+	if got := stocks(t, c, 5050); len(got) != 0 {
+		t.Fatalf("stocks %v, want none left", got)
 	}
 }
 
