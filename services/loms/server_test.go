@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -25,6 +26,7 @@ import (
 	"github.com/minizon/minizon/services/loms"
 	"github.com/minizon/minizon/services/loms/order"
 	"github.com/minizon/minizon/services/loms/outbox"
+	"github.com/minizon/minizon/services/loms/store"
 )
 
 var pg *pgtest.Cluster
@@ -361,6 +363,30 @@ func TestConcurrentRPCsNeverOversell(t *testing.T) {
 	if got := stocks(t, c, 5050); len(got) != 0 {
 		t.Fatalf("stocks %v, want none left", got)
 	}
+}
+
+// TestDatabaseDownIsUnavailable: callers get Unavailable with a message
+// naming the dependency, not Internal and not the driver's text.
+func TestDatabaseDownIsUnavailable(t *testing.T) {
+	t.Parallel()
+	// Nothing listens on port 1.
+	pool, err := pgxpool.New(t.Context(), "postgres://postgres@127.0.0.1:1/loms?connect_timeout=2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
+	svc := order.NewService(store.New(pool, outbox.Encode, time.Now), time.Minute, time.Now)
+	srv := platform.NewServer(platform.Config{MaxBodyBytes: maxBody, ShutdownTimeout: time.Second}, log)
+	path, h := lomsv1connect.NewLomsServiceHandler(loms.NewServer(svc, log), srv.HandlerOptions()...)
+	srv.Mount(lomsv1connect.LomsServiceName, path, h)
+	hs := httptest.NewServer(srv.Handler())
+	t.Cleanup(hs.Close)
+	c := lomsv1connect.NewLomsServiceClient(hs.Client(), hs.URL)
+	_, err = c.CreateOrder(t.Context(), &lomsv1.CreateOrderRequest{User: 1, Items: []*lomsv1.OrderItem{{Sku: 1, Count: 1}}})
+	wantCode(t, err, connect.CodeUnavailable, "database")
+	_, err = c.Stocks(t.Context(), &lomsv1.StocksRequest{Sku: 1})
+	wantCode(t, err, connect.CodeUnavailable, "database")
 }
 
 func TestStatusEnumMatchesDomain(t *testing.T) {
