@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.uber.org/goleak"
 
 	"github.com/minizon/minizon/internal/pgcluster"
 )
@@ -25,8 +26,8 @@ type Cluster struct {
 	seq       atomic.Int64
 }
 
-// Main starts a cluster, stores it in *c, runs the tests and stops the
-// cluster. Call it from TestMain: `func TestMain(m *testing.M) { pgtest.Main(m, &db) }`.
+// Main starts a cluster, stores it in *c, runs the tests, checks that no
+// goroutine outlived them, and stops the cluster. Call it from TestMain: `func TestMain(m *testing.M) { pgtest.Main(m, &db) }`.
 func Main(m *testing.M, c **Cluster) {
 	dir, err := os.MkdirTemp("", "minizon-pgtest-")
 	if err != nil {
@@ -41,6 +42,13 @@ func Main(m *testing.M, c **Cluster) {
 	}
 	*c = &Cluster{Cluster: pc, templates: map[string]error{}}
 	code := m.Run()
+	if code == 0 {
+		// Every test must stop what it started: pools, relays, servers.
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "pgtest: leaked goroutines:", err)
+			code = 1
+		}
+	}
 	if err := pc.Stop(); err != nil {
 		fmt.Fprintln(os.Stderr, "pgtest:", err)
 	}
