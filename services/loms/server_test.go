@@ -389,6 +389,31 @@ func TestDatabaseDownIsUnavailable(t *testing.T) {
 	wantCode(t, err, connect.CodeUnavailable, "database")
 }
 
+// TestReadsAnswerGET: ListOrder and Stocks have no side effects, so Connect
+// clients (and browsers' caches) may use GET.
+func TestReadsAnswerGET(t *testing.T) {
+	t.Parallel()
+	e := startLOMS(t, time.Minute)
+	var methods []string
+	rt := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		methods = append(methods, r.Method)
+		return http.DefaultTransport.RoundTrip(r)
+	})
+	c := lomsv1connect.NewLomsServiceClient(&http.Client{Transport: rt}, e.base, connect.WithHTTPGet())
+	if got := stocks(t, c, 1001); sum(got) != 10 {
+		t.Fatalf("stocks %v", got)
+	}
+	_, err := c.ListOrder(t.Context(), &lomsv1.ListOrderRequest{OrderId: 1})
+	wantCode(t, err, connect.CodeNotFound, "order_id")
+	if len(methods) != 2 || methods[0] != http.MethodGet || methods[1] != http.MethodGet {
+		t.Fatalf("methods %v, want two GETs", methods)
+	}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
 func TestStatusEnumMatchesDomain(t *testing.T) {
 	t.Parallel()
 	for s := order.StatusNew; s <= order.StatusCancelled; s++ {
