@@ -29,7 +29,8 @@ const Topic = "loms.order-events"
 func Encode(e order.Event) ([]byte, error) {
 	items := make([]*lomsv1.OrderItem, len(e.Items))
 	for i, it := range e.Items {
-		items[i] = &lomsv1.OrderItem{Sku: it.SKU, Count: uint32(min(it.Count, uint64(^uint32(0))))}
+		// Merged counts stay below 1000 × 65535, well inside uint32.
+		items[i] = &lomsv1.OrderItem{Sku: it.SKU, Count: uint32(it.Count)}
 	}
 	b, err := proto.Marshal(&lomsv1.OrderEvent{
 		EventId:        e.ID.String(),
