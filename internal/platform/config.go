@@ -24,6 +24,11 @@ type Config struct {
 	// MaxBodyBytes caps a request body and a decompressed message
 	// (MINIZON_MAX_BODY_BYTES).
 	MaxBodyBytes int64
+	// ShutdownDelay is how long the server keeps answering, while health
+	// checks already say NOT_SERVING, before it stops accepting connections,
+	// so that load balancers move traffic away first
+	// (MINIZON_SHUTDOWN_DELAY).
+	ShutdownDelay time.Duration
 	// ShutdownTimeout bounds the drain of in-flight RPCs on SIGINT/SIGTERM
 	// (MINIZON_SHUTDOWN_TIMEOUT).
 	ShutdownTimeout time.Duration
@@ -44,6 +49,7 @@ func ReadConfig(env *envconf.Reader) Config {
 		Addr:            env.String("MINIZON_ADDR", DefaultAddr),
 		AllowedOrigins:  env.List("MINIZON_CORS_ORIGINS", nil),
 		MaxBodyBytes:    env.Int("MINIZON_MAX_BODY_BYTES", DefaultMaxBodyBytes, 1024, 64<<20),
+		ShutdownDelay:   env.Duration("MINIZON_SHUTDOWN_DELAY", 0),
 		ShutdownTimeout: env.Duration("MINIZON_SHUTDOWN_TIMEOUT", DefaultShutdownTimeout),
 	}
 	env.Parse("MINIZON_LOG_LEVEL", "debug, info, warn or error", func(v string) error {

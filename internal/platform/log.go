@@ -16,6 +16,13 @@ func newLogInterceptor(log *slog.Logger) connect.Interceptor {
 		return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
 			start := time.Now()
 			res, err := next(ctx, req)
+			var ce *connect.Error
+			if err != nil && !errors.As(err, &ce) {
+				// An uncoded error would reach the caller as Unknown with
+				// its raw text: log the cause, answer Internal.
+				log.ErrorContext(ctx, "uncoded handler error", "procedure", req.Spec().Procedure, "error", err.Error())
+				err = connect.NewError(connect.CodeInternal, errors.New(internalMessage))
+			}
 			code := "ok"
 			level := slog.LevelInfo
 			if err != nil {
@@ -58,6 +65,9 @@ const internalMessage = "internal error; the server logged the cause"
 // an unreachable dependency is Unavailable (dependency names it), and
 // anything else is logged with its cause and returned as a generic Internal.
 func InfraError(ctx context.Context, log *slog.Logger, dependency string, err error) error {
+	if err == nil {
+		return nil
+	}
 	var ce *connect.Error
 	switch {
 	case errors.As(err, &ce):

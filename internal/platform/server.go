@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -29,11 +30,27 @@ type Server struct {
 	mux    *http.ServeMux
 	names  []string
 	health *grpchealth.StaticChecker
+	// draining is cancelled when shutdown begins; it ends long-lived
+	// streams (health Watch, reflection) that would otherwise hold the
+	// drain open until its timeout.
+	draining    context.Context
+	stopStreams context.CancelFunc
 }
 
-// NewServer returns a server with nothing mounted yet.
+// NewServer returns a server with nothing mounted yet. Zero limits in cfg
+// take their defaults.
 func NewServer(cfg Config, log *slog.Logger) *Server {
-	return &Server{cfg: cfg, log: log, mux: http.NewServeMux(), health: grpchealth.NewStaticChecker()}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.ShutdownTimeout <= 0 {
+		cfg.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	draining, stop := context.WithCancel(context.Background())
+	return &Server{
+		cfg: cfg, log: log, mux: http.NewServeMux(), health: grpchealth.NewStaticChecker(),
+		draining: draining, stopStreams: stop,
+	}
 }
 
 // HandlerOptions are the options every service handler must be built with:
@@ -63,10 +80,10 @@ func (s *Server) HandleHTTP(pattern string, h http.Handler) { s.mux.Handle(patte
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/", s.mux)
-	mux.Handle(grpchealth.NewHandler(s.health))
+	mux.Handle(s.endOnDrain(grpchealth.NewHandler(s.health)))
 	reflector := grpcreflect.NewStaticReflector(s.names...)
-	mux.Handle(grpcreflect.NewHandlerV1(reflector))
-	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
+	mux.Handle(s.endOnDrain(grpcreflect.NewHandlerV1(reflector)))
+	mux.Handle(s.endOnDrain(grpcreflect.NewHandlerV1Alpha(reflector)))
 
 	var h http.Handler = http.MaxBytesHandler(mux, s.cfg.MaxBodyBytes)
 	if len(s.cfg.AllowedOrigins) > 0 {
@@ -81,6 +98,22 @@ func (s *Server) Handler() http.Handler {
 	return h
 }
 
+// endOnDrain cancels a handler's streams (reflection, health Watch) when
+// shutdown begins; unary calls such as health Check are left alone.
+func (s *Server) endOnDrain(path string, h http.Handler) (string, http.Handler) {
+	return path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/grpc.health.v1.Health/") && !strings.HasSuffix(r.URL.Path, "/Watch") {
+			h.ServeHTTP(w, r)
+			return
+		}
+		ctx, cancel := context.WithCancel(r.Context())
+		defer cancel()
+		stop := context.AfterFunc(s.draining, cancel)
+		defer stop()
+		h.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
 // Listen opens the configured address.
 func (s *Server) Listen() (net.Listener, error) {
 	ln, err := net.Listen("tcp", s.cfg.Addr)
@@ -91,7 +124,9 @@ func (s *Server) Listen() (net.Listener, error) {
 }
 
 // Serve answers on ln until ctx is done, then reports NOT_SERVING to health
-// checks and drains in-flight RPCs for at most the shutdown timeout.
+// checks, keeps answering for the shutdown delay, ends health and
+// reflection streams, and drains in-flight RPCs for at most the shutdown
+// timeout; what is still running then is cut off.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	protocols := new(http.Protocols)
 	protocols.SetHTTP1(true)
@@ -121,9 +156,16 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		s.health.SetStatus(name, grpchealth.StatusNotServing)
 	}
 	s.health.SetStatus("", grpchealth.StatusNotServing)
+	if s.cfg.ShutdownDelay > 0 {
+		time.Sleep(s.cfg.ShutdownDelay)
+	}
+	s.stopStreams()
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
+		// Do not leave handlers running under resources the caller is
+		// about to close.
+		srv.Close()
 		return fmt.Errorf("drain in-flight requests: %w", err)
 	}
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {

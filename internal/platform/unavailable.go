@@ -3,6 +3,7 @@ package platform
 import (
 	"errors"
 	"net"
+	"strings"
 	"syscall"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -17,7 +18,7 @@ func isUnavailable(err error) bool {
 	if errors.As(err, &pgErr) {
 		// Class 08: connection exception; 57P0x: admin/crash shutdown,
 		// cannot connect now; 53300: too many connections.
-		return pgErr.Code[:2] == "08" || pgErr.Code == "57P01" || pgErr.Code == "57P02" ||
+		return strings.HasPrefix(pgErr.Code, "08") || pgErr.Code == "57P01" || pgErr.Code == "57P02" ||
 			pgErr.Code == "57P03" || pgErr.Code == "53300"
 	}
 	var connErr *pgconn.ConnectError
