@@ -108,7 +108,6 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	kafka, err := kgo.NewClient(
 		kgo.SeedBrokers(cfg.KafkaBrokers...),
 		kgo.RecordDeliveryTimeout(cfg.Outbox.ProduceTimeout),
-		kgo.ProducerBatchCompression(kgo.NoCompression()),
 	)
 	if err != nil {
 		pool.Close()
