@@ -60,6 +60,9 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 		if c.cred, err = postgresUser(); err != nil {
 			return nil, err
 		}
+		if err := reachable(opts.Dir, c.cred); err != nil {
+			return nil, err
+		}
 		if err := chownTree(opts.Dir, int(c.cred.Uid), int(c.cred.Gid)); err != nil {
 			return nil, err
 		}
@@ -213,6 +216,30 @@ func postgresUser() (*syscall.Credential, error) {
 	uid, _ := strconv.Atoi(u.Uid)
 	gid, _ := strconv.Atoi(u.Gid)
 	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
+}
+
+// reachable checks that the postgres user can traverse every parent of dir,
+// which initdb otherwise reports only as "permission denied".
+func reachable(dir string, cred *syscall.Credential) error {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	for d := filepath.Dir(abs); ; d = filepath.Dir(d) {
+		var st syscall.Stat_t
+		if err := syscall.Stat(d, &st); err != nil {
+			return fmt.Errorf("stat %s: %w", d, err)
+		}
+		ok := st.Mode&0o001 != 0 ||
+			st.Uid == cred.Uid && st.Mode&0o100 != 0 ||
+			st.Gid == cred.Gid && st.Mode&0o010 != 0
+		if !ok {
+			return fmt.Errorf("PostgreSQL runs as the postgres user, which cannot enter %s: choose a data directory elsewhere (MINIZON_DATA_DIR) or allow it (chmod o+x %s)", d, d)
+		}
+		if d == "/" || d == filepath.Dir(d) {
+			return nil
+		}
+	}
 }
 
 func chownTree(dir string, uid, gid int) error {
