@@ -84,7 +84,10 @@ func TestUnreachableDirectoryIsExplained(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("only root hands the server to the postgres user")
 	}
-	locked := t.TempDir() // 0700, owned by root
+	locked := t.TempDir()
+	if err := os.Chmod(locked, 0o700); err != nil {
+		t.Fatal(err)
+	}
 	_, err := pgcluster.Start(t.Context(), pgcluster.Options{Dir: filepath.Join(locked, "pg")})
 	if err == nil || !strings.Contains(err.Error(), "cannot enter "+locked) {
 		t.Fatalf("error %v, want one naming %s", err, locked)
