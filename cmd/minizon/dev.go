@@ -40,14 +40,22 @@ func readDevConfig(env *envconf.Reader) devConfig {
 // KAFKA_BROKERS is set.
 func runDev(ctx context.Context, pcfg platform.Config, dcfg devConfig, lcfg loms.Config, out io.Writer) error {
 	log := platform.NewLogger(pcfg.LogLevel)
+	// Take the port first: a second instance fails here, before touching
+	// anything of the first one's.
+	srv := platform.NewServer(pcfg, log)
+	ln, err := srv.Listen()
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
 
 	serverURL := lcfg.DatabaseURL
 	if serverURL == "" {
 		dir, err := filepath.Abs(filepath.Join(dcfg.DataDir, "postgres"))
 		if err != nil {
-			return err
+			return fmt.Errorf("data dir: %w", err)
 		}
-		cluster, err := pgcluster.Start(ctx, pgcluster.Options{Dir: dir, Fast: true})
+		cluster, err := pgcluster.Start(ctx, pgcluster.Options{Dir: dir})
 		if err != nil {
 			return fmt.Errorf("embedded postgres: %w", err)
 		}
@@ -93,12 +101,7 @@ func runDev(ctx context.Context, pcfg platform.Config, dcfg devConfig, lcfg loms
 		log.Info("seeded stock", "skus", seed.CatalogSize, "new_rows", n)
 	}
 
-	srv := platform.NewServer(pcfg, log)
 	app.Mount(srv)
-	ln, err := srv.Listen()
-	if err != nil {
-		return err
-	}
 	printBanner(out, "http://"+ln.Addr().String(), lcfg.KafkaBrokers)
 	return srv.Run(ctx, ln, app.Workers()...)
 }

@@ -3,11 +3,9 @@ package migrate
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
-	"io/fs"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
@@ -18,21 +16,20 @@ import (
 // Up brings the schema of database url up to date with the service's
 // migrations. A Postgres session advisory lock makes it safe for several
 // replicas starting at once: one migrates, the others wait and find nothing
-// left to do.
+// left to do. Its connections are closed when it returns, so the database
+// can serve as a template right after.
 func Up(ctx context.Context, url, service string) error {
 	fsys, err := minizonsql.Migrations(service)
 	if err != nil {
 		return fmt.Errorf("migrations of %s: %w", service, err)
 	}
-	return up(ctx, url, fsys)
-}
-
-func up(ctx context.Context, url string, fsys fs.FS) error {
-	cfg, err := pgx.ParseConfig(url)
+	// pgxpool's parser accepts (and strips) pool settings such as
+	// pool_max_conns that the URL may carry for the service's pool.
+	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return fmt.Errorf("parse database URL: %w", err)
 	}
-	db := stdlib.OpenDB(*cfg)
+	db := stdlib.OpenDB(*cfg.ConnConfig)
 	defer db.Close()
 	locker, err := lock.NewPostgresSessionLocker()
 	if err != nil {
@@ -44,13 +41,6 @@ func up(ctx context.Context, url string, fsys fs.FS) error {
 	}
 	if _, err := p.Up(ctx); err != nil {
 		return fmt.Errorf("migrate: %w", err)
-	}
-	return closeDB(db)
-}
-
-func closeDB(db *sql.DB) error {
-	if err := db.Close(); err != nil {
-		return fmt.Errorf("close migration connection: %w", err)
 	}
 	return nil
 }

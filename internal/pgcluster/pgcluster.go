@@ -21,16 +21,17 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // Options configure a cluster.
 type Options struct {
 	// Dir holds the data directory, socket and log. An existing cluster in
-	// Dir is reused.
+	// Dir is reused; only one process at a time may use it.
 	Dir string
-	// Fast trades durability for speed (fsync and synchronous commit off),
-	// for throwaway test clusters.
-	Fast bool
+	// Throwaway trades crash safety for speed (fsync, full-page writes and
+	// synchronous commit off), for test clusters that die with their tests.
+	Throwaway bool
 }
 
 // Cluster is a running server.
@@ -39,6 +40,8 @@ type Cluster struct {
 	port int
 	cred *syscall.Credential
 	bin  string
+	// lock is held while this process owns dir.
+	lock *os.File
 }
 
 // Start initialises (if needed) and starts a cluster listening on a free
@@ -56,6 +59,15 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	if err := os.MkdirAll(c.sockDir(), 0o700); err != nil {
 		return nil, fmt.Errorf("create cluster dir: %w", err)
 	}
+	if c.lock, err = lockDir(opts.Dir); err != nil {
+		return nil, err
+	}
+	started := false
+	defer func() {
+		if !started {
+			c.lock.Close()
+		}
+	}()
 	if os.Geteuid() == 0 {
 		if c.cred, err = postgresUser(); err != nil {
 			return nil, err
@@ -67,20 +79,18 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 			return nil, err
 		}
 	}
-	if _, err := os.Stat(filepath.Join(c.dataDir(), "PG_VERSION")); err == nil {
-		// A server left running by a killed process would block the start.
+	if _, err := os.Stat(c.dataDir()); err == nil {
+		// We hold the lock, so a server still running here was left by a
+		// process that died without stopping it.
 		if c.run(ctx, "pg_ctl", "status", "-D", c.dataDir()) == nil {
 			_ = c.run(ctx, "pg_ctl", "stop", "-w", "-m", "fast", "-D", c.dataDir())
 		}
-	} else {
-		if err := c.run(ctx, "initdb", "-D", c.dataDir(), "-U", "postgres", "--auth=trust",
-			"--no-sync", "--encoding=UTF8", "--locale=C"); err != nil {
-			return nil, err
-		}
+	} else if err := c.initdb(ctx); err != nil {
+		return nil, err
 	}
 	settings := "-c listen_addresses=127.0.0.1 -c unix_socket_directories=" + c.sockDir() +
 		" -c max_connections=200"
-	if opts.Fast {
+	if opts.Throwaway {
 		settings += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
 	}
 	// A port can be taken between choosing and binding it; try a few.
@@ -98,7 +108,43 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
+	started = true
 	return c, nil
+}
+
+// initdb creates the data directory under a temporary name first, so that
+// an interrupted initdb leaves nothing that looks like a cluster.
+func (c *Cluster) initdb(ctx context.Context) error {
+	tmp := c.dataDir() + ".init"
+	if err := os.RemoveAll(tmp); err != nil {
+		return fmt.Errorf("remove unfinished data dir: %w", err)
+	}
+	if err := c.run(ctx, "initdb", "-D", tmp, "-U", "postgres", "--auth=trust",
+		"--no-sync", "--encoding=UTF8", "--locale=C"); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, c.dataDir()); err != nil {
+		return fmt.Errorf("move new data dir in place: %w", err)
+	}
+	return nil
+}
+
+// lockDir takes an exclusive lock on dir for this process's lifetime, so
+// that a second `minizon dev` on the same directory cannot stop the first
+// one's server.
+func lockDir(dir string) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("open cluster lock: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("%s is in use by another process (is another minizon dev running?)", dir)
+		}
+		return nil, fmt.Errorf("lock %s: %w", dir, err)
+	}
+	return f, nil
 }
 
 // URL is the connection string for a database of this cluster.
@@ -115,7 +161,13 @@ func (c *Cluster) CreateDatabase(ctx context.Context, name, template string) err
 // CreateDatabase creates database name on the server that serverURL points
 // to, unless it exists, optionally as a copy of template.
 func CreateDatabase(ctx context.Context, serverURL, name, template string) error {
-	conn, err := pgx.Connect(ctx, serverURL)
+	// pgxpool's parser accepts (and strips) pool settings such as
+	// pool_max_conns, which the server itself would refuse.
+	cfg, err := pgxpool.ParseConfig(serverURL)
+	if err != nil {
+		return fmt.Errorf("parse database URL: %w", err)
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg.ConnConfig)
 	if err != nil {
 		return fmt.Errorf("connect to postgres server: %w", err)
 	}
@@ -152,17 +204,18 @@ func DatabaseURL(serverURL, name string) (string, error) {
 	return u.String(), nil
 }
 
-// Stop shuts the server down, aborting open connections.
+// Stop shuts the server down, aborting open connections, and releases the
+// directory.
 func (c *Cluster) Stop() error {
+	defer c.lock.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	return c.run(ctx, "pg_ctl", "stop", "-w", "-m", "fast", "-D", c.dataDir())
 }
 
-// Restart stops and starts the server on the same port, for fault tests.
-func (c *Cluster) Restart(ctx context.Context) error {
-	return c.run(ctx, "pg_ctl", "restart", "-w", "-m", "fast", "-D", c.dataDir())
-}
+// DataDir is the server's data directory; its postmaster.pid names the
+// server process.
+func (c *Cluster) DataDir() string { return c.dataDir() }
 
 func (c *Cluster) dataDir() string { return filepath.Join(c.dir, "data") }
 func (c *Cluster) sockDir() string { return filepath.Join(c.dir, "sock") }
@@ -172,6 +225,8 @@ func (c *Cluster) run(ctx context.Context, name string, args ...string) error {
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	cmd.Dir = c.dir
+	// pg_ctl's children may hold our pipes; do not wait on them forever.
+	cmd.WaitDelay = 10 * time.Second
 	if c.cred != nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: c.cred}
 	}

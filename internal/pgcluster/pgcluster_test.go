@@ -1,4 +1,4 @@
-package pgcluster_test
+package pgcluster
 
 import (
 	"context"
@@ -8,24 +8,33 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
-
-	"github.com/minizon/minizon/internal/pgcluster"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// TestRestartKeepsDataAndSurvivesAnOrphanedServer is what `minizon dev`
-// relies on: a second start on the same directory reuses the cluster and
-// its data, even when the previous process died without stopping it.
-func TestRestartKeepsDataAndSurvivesAnOrphanedServer(t *testing.T) {
-	ctx := t.Context()
-	dir := filepath.Join(t.TempDir(), "pg")
-	// The server may run as the postgres user: t.TempDir's folders must be
-	// reachable.
-	for d := filepath.Dir(dir); d != os.TempDir(); d = filepath.Dir(d) {
+// reachableTempDir is a t.TempDir the postgres user can enter.
+func reachableTempDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	for d := dir; d != os.TempDir() && d != "/" && d != "."; d = filepath.Dir(d) {
 		if err := os.Chmod(d, 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
-	first, err := pgcluster.Start(ctx, pgcluster.Options{Dir: dir, Fast: true})
+	return dir
+}
+
+// TestSecondStartReusesDataAndRecoversFromAnOrphan is what `minizon dev`
+// relies on: while one process owns the directory a second is refused; once
+// the owner died without stopping its server, the next start takes over the
+// cluster and its data.
+func TestSecondStartReusesDataAndRecoversFromAnOrphan(t *testing.T) {
+	ctx := t.Context()
+	dir := filepath.Join(reachableTempDir(t), "pg")
+	// Debris of an initdb that was interrupted must not matter.
+	if err := os.MkdirAll(filepath.Join(dir, "data.init", "base"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	first, err := Start(ctx, Options{Dir: dir, Throwaway: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,10 +44,20 @@ func TestRestartKeepsDataAndSurvivesAnOrphanedServer(t *testing.T) {
 	if err := first.CreateDatabase(ctx, "loms", ""); err != nil {
 		t.Fatalf("creating an existing database must be a no-op: %v", err)
 	}
-	exec(t, first.URL("loms"), "CREATE TABLE kept (v int); INSERT INTO kept VALUES (42)")
+	if err := execSQL(t, first.URL("loms")+"&pool_max_conns=3", "CREATE TABLE kept (v int); INSERT INTO kept VALUES (42)"); err != nil {
+		t.Fatal(err)
+	}
 
-	// The first server is never stopped, as after a SIGKILL of its owner.
-	second, err := pgcluster.Start(ctx, pgcluster.Options{Dir: dir, Fast: true})
+	if _, err := Start(ctx, Options{Dir: dir, Throwaway: true}); err == nil || !strings.Contains(err.Error(), "in use") {
+		t.Fatalf("a second start while the first runs: %v, want refused", err)
+	}
+	if err := execSQL(t, first.URL("loms"), "SELECT 1"); err != nil {
+		t.Fatal("the refused start disturbed the running server")
+	}
+
+	// The owner dies without stopping its server: its lock goes with it.
+	first.lock.Close()
+	second, err := Start(ctx, Options{Dir: dir, Throwaway: true})
 	if err != nil {
 		t.Fatalf("start over an orphaned server: %v", err)
 	}
@@ -47,36 +66,24 @@ func TestRestartKeepsDataAndSurvivesAnOrphanedServer(t *testing.T) {
 			t.Error(err)
 		}
 	})
-	var v int
 	conn, err := pgx.Connect(ctx, second.URL("loms"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close(context.Background())
+	var v int
 	if err := conn.QueryRow(ctx, "SELECT v FROM kept").Scan(&v); err != nil || v != 42 {
 		t.Fatalf("data after restart: %v %v", v, err)
 	}
 }
 
 func TestDatabaseURL(t *testing.T) {
-	got, err := pgcluster.DatabaseURL("postgres://u:p@db:5432/postgres?sslmode=disable", "loms")
-	if err != nil || got != "postgres://u:p@db:5432/loms?sslmode=disable" {
+	got, err := DatabaseURL("postgres://u:p@db:5432/postgres?sslmode=disable&pool_max_conns=9", "loms")
+	if err != nil || got != "postgres://u:p@db:5432/loms?sslmode=disable&pool_max_conns=9" {
 		t.Fatalf("got %q %v", got, err)
 	}
-	if _, err := pgcluster.DatabaseURL("mysql://db/x", "loms"); err == nil {
+	if _, err := DatabaseURL("mysql://db/x", "loms"); err == nil {
 		t.Fatal("a non-postgres URL must be refused")
-	}
-}
-
-func exec(t *testing.T, url, sql string) {
-	t.Helper()
-	conn, err := pgx.Connect(t.Context(), url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
-	if _, err := conn.Exec(t.Context(), sql); err != nil {
-		t.Fatal(err)
 	}
 }
 
@@ -88,8 +95,23 @@ func TestUnreachableDirectoryIsExplained(t *testing.T) {
 	if err := os.Chmod(locked, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	_, err := pgcluster.Start(t.Context(), pgcluster.Options{Dir: filepath.Join(locked, "pg")})
+	_, err := Start(t.Context(), Options{Dir: filepath.Join(locked, "pg")})
 	if err == nil || !strings.Contains(err.Error(), "cannot enter "+locked) {
 		t.Fatalf("error %v, want one naming %s", err, locked)
 	}
+}
+
+func execSQL(t *testing.T, url, sql string) error {
+	t.Helper()
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.ConnectConfig(t.Context(), cfg.ConnConfig)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	_, err = conn.Exec(t.Context(), sql)
+	return err
 }

@@ -7,9 +7,11 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -34,11 +36,14 @@ func Main(m *testing.M, c **Cluster) {
 		fmt.Fprintln(os.Stderr, "pgtest:", err)
 		os.Exit(1)
 	}
-	pc, err := pgcluster.Start(context.Background(), pgcluster.Options{Dir: dir, Fast: true})
+	pc, err := pgcluster.Start(context.Background(), pgcluster.Options{Dir: dir, Throwaway: true})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "pgtest:", err)
 		os.RemoveAll(dir)
 		os.Exit(1)
+	}
+	if err := watchdog(pc.DataDir(), dir); err != nil {
+		fmt.Fprintln(os.Stderr, "pgtest:", err)
 	}
 	*c = &Cluster{Cluster: pc, templates: map[string]error{}}
 	code := m.Run()
@@ -107,6 +112,25 @@ func (c *Cluster) template(ctx context.Context, name string, migrate Migrate) er
 	}
 	c.templates[name] = err
 	return err
+}
+
+// watchdog stops the server and removes dir when this test binary is gone,
+// however it went: a test timeout or a panic skips Main's clean-up, and the
+// server would otherwise outlive the run. It runs in its own session so that
+// an interrupt of `go test` does not take it down first.
+func watchdog(dataDir, dir string) error {
+	script := fmt.Sprintf(`while kill -0 %d 2>/dev/null; do sleep 1; done
+pid=$(head -n 1 %q/postmaster.pid 2>/dev/null) && kill -QUIT "$pid" 2>/dev/null
+sleep 1
+rm -rf %q`, os.Getpid(), dataDir, dir)
+	cmd := exec.Command("sh", "-c", script)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start watchdog: %w", err)
+	}
+	// Not waited for: it must outlive this process, and a goroutine
+	// blocked in Wait would count as leaked.
+	return nil
 }
 
 func sanitize(s string) string {
