@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -81,7 +82,9 @@ func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/", s.mux)
 	mux.Handle(s.endOnDrain(grpchealth.NewHandler(s.health)))
-	reflector := grpcreflect.NewStaticReflector(s.names...)
+	// Health is listed too, so grpcurl and buf curl can call it without
+	// .proto files.
+	reflector := grpcreflect.NewStaticReflector(append(slices.Clone(s.names), grpchealth.HealthV1ServiceName)...)
 	mux.Handle(s.endOnDrain(grpcreflect.NewHandlerV1(reflector)))
 	mux.Handle(s.endOnDrain(grpcreflect.NewHandlerV1Alpha(reflector)))
 

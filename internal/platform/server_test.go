@@ -383,6 +383,13 @@ func TestReflection(t *testing.T) {
 		if got := files[0].GetName(); got != "minizon/loms/v1/loms.proto" {
 			t.Fatalf("FileContainingSymbol returned %q first, want minizon/loms/v1/loms.proto", got)
 		}
+		// Health is callable without .proto files too.
+		if !slices.Contains(names, grpchealth.HealthV1ServiceName) {
+			t.Fatalf("ListServices = %v, want it to contain %s", names, grpchealth.HealthV1ServiceName)
+		}
+		if files, err := stream.FileContainingSymbol(grpchealth.HealthV1ServiceName); err != nil || len(files) == 0 {
+			t.Fatalf("health schema: %v %v", files, err)
+		}
 	})
 	t.Run("v1alpha lists the mounted service", func(t *testing.T) {
 		t.Parallel()

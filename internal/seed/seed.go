@@ -9,10 +9,10 @@ import (
 
 // SampleSKUs are the original public ProductService's sample skus; they are
 // always in the catalog and in stock in every warehouse.
-var SampleSKUs = []uint32{773297411, 773587830, 773596051}
+func SampleSKUs() []uint32 { return []uint32{773297411, 773587830, 773596051} }
 
 // Warehouses are the demo warehouse ids.
-var Warehouses = []int64{1, 2, 3}
+func Warehouses() []int64 { return []int64{1, 2, 3} }
 
 // CatalogSize is the number of skus `minizon dev` seeds.
 const CatalogSize = 10000
@@ -32,7 +32,7 @@ func SKUs(n int) []uint32 {
 	r := newRand()
 	seen := make(map[uint32]bool, n)
 	out := make([]uint32, 0, n)
-	for _, s := range SampleSKUs {
+	for _, s := range SampleSKUs() {
 		seen[s] = true
 		out = append(out, s)
 	}
@@ -51,14 +51,15 @@ func SKUs(n int) []uint32 {
 // three warehouses, and in all three for the sample skus.
 func Stocks(skus []uint32) []Stock {
 	r := newRand()
+	all, samples := Warehouses(), SampleSKUs()
 	var out []Stock
 	for _, sku := range skus {
-		whs := Warehouses
-		if !slices.Contains(SampleSKUs, sku) {
+		whs := all
+		if !slices.Contains(samples, sku) {
 			// A random non-empty subset, in warehouse order.
-			mask := 1 + r.IntN(1<<len(Warehouses)-1)
+			mask := 1 + r.IntN(1<<len(all)-1)
 			whs = nil
-			for i, w := range Warehouses {
+			for i, w := range all {
 				if mask&(1<<i) != 0 {
 					whs = append(whs, w)
 				}
