@@ -2,10 +2,7 @@
 // requests, and the error type that names the offending field.
 package validate
 
-import (
-	"errors"
-	"fmt"
-)
+import "fmt"
 
 // MaxCount is the largest count of units in one item: counts were uint16 in
 // the original specification.
@@ -21,17 +18,12 @@ type Error struct {
 	Reason string
 }
 
+// Error is "field: reason".
 func (e *Error) Error() string { return e.Field + ": " + e.Reason }
 
 // Errorf returns an *Error for field.
 func Errorf(field, format string, args ...any) error {
 	return &Error{Field: field, Reason: fmt.Sprintf(format, args...)}
-}
-
-// IsInvalid reports whether err is, or wraps, an *Error.
-func IsInvalid(err error) bool {
-	var v *Error
-	return errors.As(err, &v)
 }
 
 // ID checks a required positive identifier.

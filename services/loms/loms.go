@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -19,6 +20,7 @@ import (
 	"github.com/minizon/minizon/services/loms/order"
 	"github.com/minizon/minizon/services/loms/outbox"
 	"github.com/minizon/minizon/services/loms/store"
+	"github.com/minizon/minizon/services/loms/wire"
 )
 
 // Config is LOMS's configuration.
@@ -101,9 +103,9 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	if err := migrate.Up(ctx, cfg.DatabaseURL, "loms"); err != nil {
 		return nil, fmt.Errorf("loms database: %w", err)
 	}
-	pool, err := pgxpool.New(ctx, cfg.DatabaseURL)
+	pool, err := newPool(ctx, cfg.DatabaseURL)
 	if err != nil {
-		return nil, fmt.Errorf("loms database: %w", err)
+		return nil, err
 	}
 	kafka, err := kgo.NewClient(
 		kgo.SeedBrokers(cfg.KafkaBrokers...),
@@ -113,7 +115,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		pool.Close()
 		return nil, fmt.Errorf("kafka client: %w", err)
 	}
-	st := store.New(pool, outbox.Encode, time.Now)
+	st := store.New(pool, wire.EncodeEvent, time.Now)
 	return &App{
 		cfg:    cfg,
 		log:    log,
@@ -123,6 +125,26 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		orders: order.NewService(st, cfg.PaymentTimeout, time.Now),
 		relay:  outbox.NewRelay(st, kafka, cfg.Outbox, log),
 	}, nil
+}
+
+// defaultMaxConns sizes the pool unless the URL sets pool_max_conns:
+// pgxpool's own default (4 on these machines) is too small for concurrent
+// orders plus the relay, which holds a connection while Kafka acknowledges.
+const defaultMaxConns = 20
+
+func newPool(ctx context.Context, url string) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("loms database URL: %w", err)
+	}
+	if !strings.Contains(url, "pool_max_conns") {
+		cfg.MaxConns = defaultMaxConns
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("loms database: %w", err)
+	}
+	return pool, nil
 }
 
 // Mount adds LomsService to srv.

@@ -12,6 +12,7 @@ import (
 	"github.com/minizon/minizon/internal/platform"
 	"github.com/minizon/minizon/internal/validate"
 	"github.com/minizon/minizon/services/loms/order"
+	"github.com/minizon/minizon/services/loms/wire"
 )
 
 // Server translates LomsService RPCs to order.Service calls and errors to
@@ -32,13 +33,13 @@ func NewServer(orders *order.Service, log *slog.Logger) *Server {
 func (s *Server) CreateOrder(ctx context.Context, req *lomsv1.CreateOrderRequest) (*lomsv1.CreateOrderResponse, error) {
 	items := make([]order.Item, len(req.GetItems()))
 	for i, it := range req.GetItems() {
-		items[i] = order.Item{SKU: it.GetSku(), Count: uint64(it.GetCount())}
+		items[i] = order.Item{SKU: it.GetSku(), Count: it.GetCount()}
 	}
 	o, err := s.orders.Create(ctx, req.GetUser(), items, req.GetIdempotencyKey())
 	if err != nil {
 		return nil, s.toConnect(ctx, err)
 	}
-	return &lomsv1.CreateOrderResponse{OrderId: o.ID, Status: toProtoStatus(o.Status)}, nil
+	return &lomsv1.CreateOrderResponse{OrderId: o.ID, Status: wire.Status(o.Status)}, nil
 }
 
 // ListOrder implements LomsService.ListOrder.
@@ -47,7 +48,7 @@ func (s *Server) ListOrder(ctx context.Context, req *lomsv1.ListOrderRequest) (*
 	if err != nil {
 		return nil, s.toConnect(ctx, err)
 	}
-	return &lomsv1.ListOrderResponse{Status: toProtoStatus(o.Status), User: o.User, Items: toProtoItems(o.Items)}, nil
+	return &lomsv1.ListOrderResponse{Status: wire.Status(o.Status), User: o.User, Items: wire.Items(o.Items)}, nil
 }
 
 // OrderPayed implements LomsService.OrderPayed.
@@ -92,17 +93,4 @@ func (s *Server) toConnect(ctx context.Context, err error) error {
 		return connect.NewError(connect.CodeFailedPrecondition, err)
 	}
 	return platform.InfraError(ctx, s.log, "database", err)
-}
-
-// toProtoStatus relies on order.Status values equalling the OrderStatus
-// enum numbers; a test keeps the two in step.
-func toProtoStatus(st order.Status) lomsv1.OrderStatus { return lomsv1.OrderStatus(st) }
-
-func toProtoItems(items []order.Item) []*lomsv1.OrderItem {
-	out := make([]*lomsv1.OrderItem, len(items))
-	for i, it := range items {
-		// Merged counts stay below 1000 × 65535, well inside uint32.
-		out[i] = &lomsv1.OrderItem{Sku: it.SKU, Count: uint32(it.Count)}
-	}
-	return out
 }

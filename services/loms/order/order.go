@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/minizon/minizon/internal/validate"
@@ -28,6 +29,7 @@ const (
 
 var statusNames = [...]string{"unspecified", "new", "awaiting_payment", "failed", "payed", "cancelled"}
 
+// String is the status's name as stored ("awaiting_payment").
 func (s Status) String() string {
 	if s < 0 || int(s) >= len(statusNames) {
 		return fmt.Sprintf("status(%d)", int(s))
@@ -63,6 +65,7 @@ type TransitionError struct {
 	Action string
 }
 
+// Error says which action the status forbids.
 func (e *TransitionError) Error() string {
 	return fmt.Sprintf("cannot %s an order that is %s", e.Action, e.From)
 }
@@ -70,7 +73,7 @@ func (e *TransitionError) Error() string {
 // Item is a number of units of one sku.
 type Item struct {
 	SKU   uint32
-	Count uint64
+	Count uint32
 }
 
 // Change is one status change, which becomes one event.
@@ -183,7 +186,8 @@ func (o *Order) Cancel() (bool, error) {
 }
 
 // ValidateItems checks the request's items and merges repeated skus, in sku
-// order. Field names follow the API ("items[2].count").
+// order. A sku's total over all its items must stay within one item's
+// limit. Field names follow the API ("items[2].count").
 func ValidateItems(items []Item) ([]Item, error) {
 	if len(items) == 0 {
 		return nil, validate.Errorf("items", "must not be empty")
@@ -191,33 +195,41 @@ func ValidateItems(items []Item) ([]Item, error) {
 	if len(items) > MaxItems {
 		return nil, validate.Errorf("items", "must hold at most %d items, got %d", MaxItems, len(items))
 	}
+	totals := make(map[uint32]uint32, len(items))
 	merged := make([]Item, 0, len(items))
 	for i, it := range items {
 		if err := validate.SKU(fmt.Sprintf("items[%d].sku", i), it.SKU); err != nil {
 			return nil, err
 		}
-		if it.Count == 0 || it.Count > validate.MaxCount {
-			return nil, validate.Errorf(fmt.Sprintf("items[%d].count", i),
-				"must be between 1 and %d, got %d", validate.MaxCount, it.Count)
+		field := fmt.Sprintf("items[%d].count", i)
+		if err := validate.Count(field, it.Count); err != nil {
+			return nil, err
 		}
-		merged = append(merged, it)
+		total, seen := totals[it.SKU]
+		if total+it.Count > validate.MaxCount {
+			return nil, validate.Errorf(field, "sku %d totals %d units over all items; at most %d",
+				it.SKU, total+it.Count, validate.MaxCount)
+		}
+		totals[it.SKU] = total + it.Count
+		if !seen {
+			merged = append(merged, Item{SKU: it.SKU})
+		}
+	}
+	for i := range merged {
+		merged[i].Count = totals[merged[i].SKU]
 	}
 	slices.SortFunc(merged, func(a, b Item) int { return cmp.Compare(a.SKU, b.SKU) })
-	out := merged[:0]
-	for _, it := range merged {
-		if n := len(out); n > 0 && out[n-1].SKU == it.SKU {
-			out[n-1].Count += it.Count
-			continue
-		}
-		out = append(out, it)
-	}
-	return out, nil
+	return merged, nil
 }
 
 // ValidateIdempotencyKey checks the optional CreateOrder key.
 func ValidateIdempotencyKey(key string) error {
 	if len(key) > MaxIdempotencyKeyLen {
 		return validate.Errorf("idempotency_key", "must be at most %d bytes, got %d", MaxIdempotencyKeyLen, len(key))
+	}
+	// Postgres text cannot hold NUL.
+	if strings.ContainsRune(key, 0) {
+		return validate.Errorf("idempotency_key", "must not contain NUL characters")
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package order_test
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -160,6 +161,7 @@ func TestValidateItems(t *testing.T) {
 		{"sku zero", []order.Item{{SKU: 1, Count: 1}, {SKU: 0, Count: 1}}, "items[1].sku"},
 		{"count zero", []order.Item{{SKU: 1, Count: 0}}, "items[0].count"},
 		{"count too large", []order.Item{{SKU: 1, Count: 65536}}, "items[0].count"},
+		{"merged total too large", []order.Item{{SKU: 1, Count: 65535}, {SKU: 2, Count: 1}, {SKU: 1, Count: 1}}, "items[2].count"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -171,16 +173,30 @@ func TestValidateItems(t *testing.T) {
 		})
 	}
 
-	merged, err := order.ValidateItems([]order.Item{{SKU: 5, Count: 65535}, {SKU: 2, Count: 1}, {SKU: 5, Count: 3}})
+	merged, err := order.ValidateItems([]order.Item{{SKU: 5, Count: 65000}, {SKU: 2, Count: 1}, {SKU: 5, Count: 535}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []order.Item{{SKU: 2, Count: 1}, {SKU: 5, Count: 65538}}
+	want := []order.Item{{SKU: 2, Count: 1}, {SKU: 5, Count: 65535}}
 	if len(merged) != 2 || merged[0] != want[0] || merged[1] != want[1] {
 		t.Fatalf("merged %v, want %v", merged, want)
 	}
 	if _, err := order.ValidateItems(many[:order.MaxItems]); err != nil {
 		t.Fatalf("%d items must be accepted: %v", order.MaxItems, err)
+	}
+}
+
+func TestValidateIdempotencyKey(t *testing.T) {
+	t.Parallel()
+	for key, ok := range map[string]bool{
+		"": true, "cart-42-v3": true, strings.Repeat("k", 128): true,
+		strings.Repeat("k", 129): false, "a\x00b": false,
+	} {
+		err := order.ValidateIdempotencyKey(key)
+		var v *validate.Error
+		if ok != (err == nil) || (err != nil && (!errors.As(err, &v) || v.Field != "idempotency_key")) {
+			t.Errorf("key %q: error %v, want ok=%v", key, err, ok)
+		}
 	}
 }
 

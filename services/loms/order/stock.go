@@ -44,7 +44,7 @@ func Plan(items []Item, stocks []Stock) ([]Reservation, bool) {
 	for _, it := range items {
 		candidates := bySKU[it.SKU]
 		sortByAvailableDesc(candidates)
-		need := it.Count
+		need := uint64(it.Count)
 		for _, s := range candidates {
 			if need == 0 {
 				break

@@ -14,38 +14,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/timestamppb"
-
-	lomsv1 "github.com/minizon/minizon/gen/minizon/loms/v1"
-	"github.com/minizon/minizon/services/loms/order"
 )
 
 // Topic is where order events go.
 const Topic = "loms.order-events"
-
-// Encode is the record value of an event: a minizon.loms.v1.OrderEvent in
-// protobuf binary.
-func Encode(e order.Event) ([]byte, error) {
-	items := make([]*lomsv1.OrderItem, len(e.Items))
-	for i, it := range e.Items {
-		// Merged counts stay below 1000 × 65535, well inside uint32.
-		items[i] = &lomsv1.OrderItem{Sku: it.SKU, Count: uint32(it.Count)}
-	}
-	b, err := proto.Marshal(&lomsv1.OrderEvent{
-		EventId:        e.ID.String(),
-		OrderId:        e.OrderID,
-		User:           e.User,
-		Status:         lomsv1.OrderStatus(e.Status),
-		PreviousStatus: lomsv1.OrderStatus(e.Previous),
-		OccurredAt:     timestamppb.New(e.OccurredAt),
-		Items:          items,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("encode order event: %w", err)
-	}
-	return b, nil
-}
 
 // Message is one unsent outbox row.
 type Message struct {
@@ -123,7 +95,25 @@ func (r *Relay) Run(ctx context.Context) error {
 		}
 		sleep(ctx, r.cfg.PollInterval)
 	}
+	r.drain(ctx)
 	return nil
+}
+
+// drain publishes what the RPCs drained at shutdown committed, so that with
+// a single replica their events do not wait for the next start. It gives up
+// after one produce timeout.
+func (r *Relay) drain(ctx context.Context) {
+	deadline := time.Now().Add(r.cfg.ProduceTimeout)
+	for time.Now().Before(deadline) {
+		n, err := r.publishBatch(ctx)
+		if err != nil {
+			r.log.Warn("outbox relay: events left for the next start", "error", err.Error())
+			return
+		}
+		if n < r.cfg.BatchSize {
+			return
+		}
+	}
 }
 
 // publishBatch publishes one batch. A batch under way when ctx is cancelled
@@ -165,7 +155,9 @@ func (r *Relay) produce(ctx context.Context, msgs []Message) error {
 
 // ensureTopic creates the topic unless it exists, retrying while the broker
 // is unreachable. Auto-creation by the broker would also work, but with the
-// broker's default partition count.
+// broker's default partition count. A refusal that retrying cannot cure
+// (no permission to create topics, a policy) is logged and publishing goes
+// ahead: the topic may well exist, made by an operator.
 func (r *Relay) ensureTopic(ctx context.Context) {
 	adm := kadm.NewClient(r.client)
 	for backoff := r.cfg.PollInterval; ctx.Err() == nil; backoff = min(backoff*2, 5*time.Second) {
@@ -176,6 +168,11 @@ func (r *Relay) ensureTopic(ctx context.Context) {
 			err = res.Err
 		}
 		if err == nil || errors.Is(err, kerr.TopicAlreadyExists) {
+			return
+		}
+		var ke *kerr.Error
+		if errors.As(err, &ke) && !ke.Retriable {
+			r.log.WarnContext(ctx, "outbox relay: cannot create topic; publishing anyway", "topic", Topic, "error", err.Error())
 			return
 		}
 		r.log.WarnContext(ctx, "outbox relay: cannot create topic yet", "topic", Topic, "error", err.Error())

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"google.golang.org/protobuf/proto"
@@ -180,17 +181,9 @@ func TestRelayPublishesEveryChangeOnceInOrder(t *testing.T) {
 	want := makeOrders(t, svc, 60)
 	got := consume(t, broker.ListenAddrs(), countEvents(want))
 	checkDelivery(t, got, want)
-	// Marked sent only after the acknowledgement, so by now at most the
-	// last batch's marking may still be in flight.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if n, _ := unsent(t, pool); n == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("outbox rows still unsent after every event arrived")
-		}
-		time.Sleep(20 * time.Millisecond)
+	waitAllSent(t, pool)
+	if n := recordsInTopic(t, broker.ListenAddrs()); n != int64(countEvents(want)) {
+		t.Fatalf("%d records in the topic, want exactly %d", n, countEvents(want))
 	}
 }
 
@@ -213,7 +206,9 @@ func TestOrdersWorkWhileBrokerIsDownAndEventsFollow(t *testing.T) {
 	startRelay(t, st, brokers)
 
 	before := makeOrders(t, svc, 5)
-	consume(t, brokers, countEvents(before)) // wait until the relay has published them
+	// Stop the broker only once the relay has its acknowledgements, so that
+	// no batch is half-acknowledged (that would be re-sent, at least once).
+	waitAllSent(t, pool)
 	broker.Close()
 
 	during := makeOrders(t, svc, 20)
@@ -228,6 +223,48 @@ func TestOrdersWorkWhileBrokerIsDownAndEventsFollow(t *testing.T) {
 	maps.Copy(want, during)
 	got := consume(t, brokers, countEvents(want))
 	checkDelivery(t, got, want)
+	waitAllSent(t, pool)
+	if n := recordsInTopic(t, brokers); n != int64(countEvents(want)) {
+		t.Fatalf("%d records in the topic, want exactly %d", n, countEvents(want))
+	}
+}
+
+// waitAllSent waits until the relay has marked every outbox row sent.
+func waitAllSent(t *testing.T, pool *pgxpool.Pool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if n, _ := unsent(t, pool); n == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("outbox rows still unsent")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// recordsInTopic counts every record ever written to the topic, so that a
+// duplicate written after the last one a consumer read is still noticed.
+func recordsInTopic(t *testing.T, brokers []string) int64 {
+	t.Helper()
+	client, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	offsets, err := kadm.NewClient(client).ListEndOffsets(t.Context(), outbox.Topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	offsets.Each(func(o kadm.ListedOffset) {
+		if o.Err != nil {
+			t.Fatal(o.Err)
+		}
+		n += o.Offset
+	})
+	return n
 }
 
 func countEvents(m map[int64][]lomsv1.OrderStatus) int {

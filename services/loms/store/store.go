@@ -42,10 +42,24 @@ var (
 	_ outbox.Source    = (*Store)(nil)
 )
 
+// inTx runs fn in a transaction. READ COMMITTED is pinned, whatever the
+// server's default: the locking (FOR UPDATE re-checks, SKIP LOCKED, waits on
+// the idempotency index, the relay's view of new outbox rows) relies on each
+// statement seeing what committed before it.
 func (s *Store) inTx(ctx context.Context, fn func(q *db.Queries) error) error {
-	return pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
-		return fn(db.New(tx))
-	})
+	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
+	if err != nil {
+		return fmt.Errorf("begin transaction: %w", err)
+	}
+	// A no-op once committed; after a failure the error that matters is fn's.
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	if err := fn(db.New(tx)); err != nil {
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("commit transaction: %w", err)
+	}
+	return nil
 }
 
 // Create implements order.Repository.
@@ -154,11 +168,12 @@ func (s *Store) saveChanges(ctx context.Context, q *db.Queries, o *order.Order, 
 
 // Get implements order.Repository.
 func (s *Store) Get(ctx context.Context, id int64) (*order.Order, error) {
-	row, err := db.New(s.pool).GetOrder(ctx, id)
+	q := db.New(s.pool)
+	row, err := q.GetOrder(ctx, id)
 	if err != nil {
-		return nil, notFound(err)
+		return nil, notFound("get order", err)
 	}
-	return s.load(ctx, db.New(s.pool), db.GetOrderForUpdateRow(row))
+	return s.load(ctx, q, db.GetOrderForUpdateRow(row))
 }
 
 func (s *Store) load(ctx context.Context, q *db.Queries, row db.GetOrderForUpdateRow) (*order.Order, error) {
@@ -173,7 +188,7 @@ func (s *Store) load(ctx context.Context, q *db.Queries, row db.GetOrderForUpdat
 	o := &order.Order{ID: row.ID, User: row.UserID, Status: status, CreatedAt: row.CreatedAt, PayBy: row.PayBy,
 		Items: make([]order.Item, len(items))}
 	for i, it := range items {
-		o.Items[i] = order.Item{SKU: uint32(it.Sku), Count: uint64(it.Count)}
+		o.Items[i] = order.Item{SKU: uint32(it.Sku), Count: uint32(it.Count)}
 	}
 	return o, nil
 }
@@ -186,7 +201,7 @@ func (s *Store) Update(ctx context.Context, id int64, fn func(*order.Order) erro
 func (s *Store) update(ctx context.Context, q *db.Queries, id int64, fn func(*order.Order) error) error {
 	row, err := q.GetOrderForUpdate(ctx, id)
 	if err != nil {
-		return notFound(err)
+		return notFound("lock order", err)
 	}
 	o, err := s.load(ctx, q, row)
 	if err != nil {
@@ -214,9 +229,9 @@ func applyStockEffect(ctx context.Context, q *db.Queries, orderID int64, effect 
 	}
 	var err error
 	if effect == order.ReleaseStock {
-		_, err = q.ReleaseReservations(ctx, orderID)
+		err = q.ReleaseReservations(ctx, orderID)
 	} else {
-		_, err = q.WriteOffReservations(ctx, orderID)
+		err = q.WriteOffReservations(ctx, orderID)
 	}
 	if err != nil {
 		return fmt.Errorf("apply reservations: %w", err)
@@ -321,21 +336,13 @@ func (s *Store) DeleteSent(ctx context.Context, before time.Time) (int64, error)
 	return n, nil
 }
 
-// Backlog reports how many events wait to be published and how long the
-// oldest has waited.
-func (s *Store) Backlog(ctx context.Context) (int64, time.Duration, error) {
-	row, err := db.New(s.pool).OutboxBacklog(ctx, s.now())
-	if err != nil {
-		return 0, 0, fmt.Errorf("outbox backlog: %w", err)
-	}
-	return row.Unsent, time.Duration(row.OldestAgeSeconds * float64(time.Second)), nil
-}
-
 func dbStatus(st order.Status) db.OrderStatus { return db.OrderStatus(st.String()) }
 
-func notFound(err error) error {
+// notFound maps pgx.ErrNoRows to the domain's ErrNotFound; what names the
+// failed step otherwise.
+func notFound(what string, err error) error {
 	if errors.Is(err, pgx.ErrNoRows) {
 		return order.ErrNotFound
 	}
-	return fmt.Errorf("get order: %w", err)
+	return fmt.Errorf("%s: %w", what, err)
 }

@@ -59,6 +59,8 @@ CREATE TABLE outbox (
 );
 
 CREATE INDEX outbox_unsent ON outbox (id) WHERE sent_at IS NULL;
+-- The retention clean-up's scan.
+CREATE INDEX outbox_sent_at ON outbox (sent_at) WHERE sent_at IS NOT NULL;
 
 -- +goose Down
 DROP TABLE outbox;

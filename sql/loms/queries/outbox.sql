@@ -18,9 +18,3 @@ UPDATE outbox SET sent_at = @sent_at::timestamptz WHERE id = ANY(@ids::bigint[])
 
 -- name: DeleteSentOutbox :execrows
 DELETE FROM outbox WHERE sent_at < @before::timestamptz;
-
--- name: OutboxBacklog :one
--- How many events wait, and how long the oldest has waited (0 when none).
-SELECT count(*) AS unsent,
-       COALESCE(EXTRACT(EPOCH FROM (sqlc.arg(now)::timestamptz - min(created_at))), 0)::float8 AS oldest_age_seconds
-FROM outbox WHERE sent_at IS NULL;

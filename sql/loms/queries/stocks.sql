@@ -26,7 +26,7 @@ WHERE s.sku = v.sku AND s.warehouse_id = v.warehouse_id;
 INSERT INTO reservations (order_id, sku, warehouse_id, count)
 SELECT @order_id, unnest(@skus::bigint[]), unnest(@warehouse_ids::bigint[]), unnest(@counts::bigint[]);
 
--- name: ReleaseReservations :execrows
+-- name: ReleaseReservations :exec
 -- Returns an order's reserved units to the available stock.
 WITH r AS (
     DELETE FROM reservations WHERE order_id = @order_id RETURNING sku, warehouse_id, count
@@ -34,7 +34,7 @@ WITH r AS (
 UPDATE stocks s SET reserved = s.reserved - r.count
 FROM r WHERE s.sku = r.sku AND s.warehouse_id = r.warehouse_id;
 
--- name: WriteOffReservations :execrows
+-- name: WriteOffReservations :exec
 -- Ships an order's reserved units: they leave both the reserved and the total
 -- count.
 WITH r AS (

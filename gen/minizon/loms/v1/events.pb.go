@@ -38,7 +38,8 @@ type OrderEvent struct {
 	Status OrderStatus `protobuf:"varint,4,opt,name=status,proto3,enum=minizon.loms.v1.OrderStatus" json:"status,omitempty"`
 	// The status it had before; UNSPECIFIED for a newly created order.
 	PreviousStatus OrderStatus `protobuf:"varint,5,opt,name=previous_status,json=previousStatus,proto3,enum=minizon.loms.v1.OrderStatus" json:"previous_status,omitempty"`
-	// When the change was committed by LOMS.
+	// When LOMS made the change: the time taken by the transaction that made
+	// it, just before it committed.
 	OccurredAt *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=occurred_at,json=occurredAt,proto3" json:"occurred_at,omitempty"`
 	// The order's items.
 	Items         []*OrderItem `protobuf:"bytes,7,rep,name=items,proto3" json:"items,omitempty"`

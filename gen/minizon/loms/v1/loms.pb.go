@@ -147,7 +147,8 @@ type CreateOrderRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The buying user, never 0.
 	User int64 `protobuf:"varint,1,opt,name=user,proto3" json:"user,omitempty"`
-	// 1 to 1000 items; repeated skus are merged.
+	// 1 to 1000 items; repeated skus are merged, and a sku's total must not
+	// exceed 65535.
 	Items []*OrderItem `protobuf:"bytes,2,rep,name=items,proto3" json:"items,omitempty"`
 	// Optional key, at most 128 bytes, that makes retries safe: a second call
 	// with the same user and key returns the first order.

@@ -4,6 +4,7 @@ package lomstest
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -12,8 +13,8 @@ import (
 	"github.com/minizon/minizon/internal/migrate"
 	"github.com/minizon/minizon/internal/pgtest"
 	"github.com/minizon/minizon/services/loms/order"
-	"github.com/minizon/minizon/services/loms/outbox"
 	"github.com/minizon/minizon/services/loms/store"
+	"github.com/minizon/minizon/services/loms/wire"
 )
 
 // NewPool returns a pool on a fresh, migrated LOMS database, large enough
@@ -35,7 +36,7 @@ func NewPool(t testing.TB, c *pgtest.Cluster) *pgxpool.Pool {
 func NewStore(t testing.TB, c *pgtest.Cluster, now func() time.Time, stocks ...order.Stock) (*store.Store, *pgxpool.Pool) {
 	t.Helper()
 	pool := NewPool(t, c)
-	st := store.New(pool, outbox.Encode, now)
+	st := store.New(pool, wire.EncodeEvent, now)
 	if len(stocks) > 0 {
 		if _, err := st.SeedStocks(t.Context(), stocks); err != nil {
 			t.Fatal(err)
@@ -44,21 +45,28 @@ func NewStore(t testing.TB, c *pgtest.Cluster, now func() time.Time, stocks ...o
 	return st, pool
 }
 
-// Clock is a settable clock for tests.
-type Clock struct{ t atomicTime }
-
-// NewClock starts at t.
-func NewClock(t time.Time) *Clock {
-	c := &Clock{}
-	c.t.Store(t)
-	return c
+// Clock is a settable clock for tests, safe for concurrent use.
+type Clock struct {
+	mu sync.Mutex
+	t  time.Time
 }
 
+// NewClock starts at t.
+func NewClock(t time.Time) *Clock { return &Clock{t: t} }
+
 // Now returns the clock's time.
-func (c *Clock) Now() time.Time { return c.t.Load() }
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
 
 // Advance moves the clock forward.
-func (c *Clock) Advance(d time.Duration) { c.t.Store(c.t.Load().Add(d)) }
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
 
 // Totals sums stock over all rows: units held and units reserved, and the
 // units in open reservations, for invariant checks.

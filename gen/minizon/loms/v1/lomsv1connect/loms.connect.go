@@ -54,8 +54,8 @@ type LomsServiceClient interface {
 	// user and idempotency_key returns the first order and reserves nothing.
 	//
 	// Errors: invalid_argument for user 0, no items or more than 1000, sku 0,
-	// count 0 or above 65535, or an idempotency_key longer than 128 bytes;
-	// unavailable when the database cannot be reached.
+	// count 0 or above 65535 (also for a sku's total over repeated items), or
+	// an idempotency_key longer than 128 bytes or holding a NUL character.
 	CreateOrder(context.Context, *v1.CreateOrderRequest) (*v1.CreateOrderResponse, error)
 	// ListOrder returns an order's status, user and items.
 	//
@@ -192,8 +192,8 @@ type LomsServiceHandler interface {
 	// user and idempotency_key returns the first order and reserves nothing.
 	//
 	// Errors: invalid_argument for user 0, no items or more than 1000, sku 0,
-	// count 0 or above 65535, or an idempotency_key longer than 128 bytes;
-	// unavailable when the database cannot be reached.
+	// count 0 or above 65535 (also for a sku's total over repeated items), or
+	// an idempotency_key longer than 128 bytes or holding a NUL character.
 	CreateOrder(context.Context, *v1.CreateOrderRequest) (*v1.CreateOrderResponse, error)
 	// ListOrder returns an order's status, user and items.
 	//

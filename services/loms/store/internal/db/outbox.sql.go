@@ -93,25 +93,6 @@ func (q *Queries) MarkOutboxSent(ctx context.Context, arg MarkOutboxSentParams) 
 	return err
 }
 
-const outboxBacklog = `-- name: OutboxBacklog :one
-SELECT count(*) AS unsent,
-       COALESCE(EXTRACT(EPOCH FROM ($1::timestamptz - min(created_at))), 0)::float8 AS oldest_age_seconds
-FROM outbox WHERE sent_at IS NULL
-`
-
-type OutboxBacklogRow struct {
-	Unsent           int64
-	OldestAgeSeconds float64
-}
-
-// How many events wait, and how long the oldest has waited (0 when none).
-func (q *Queries) OutboxBacklog(ctx context.Context, now time.Time) (OutboxBacklogRow, error) {
-	row := q.db.QueryRow(ctx, outboxBacklog, now)
-	var i OutboxBacklogRow
-	err := row.Scan(&i.Unsent, &i.OldestAgeSeconds)
-	return i, err
-}
-
 const tryLockRelay = `-- name: TryLockRelay :one
 SELECT pg_try_advisory_xact_lock($1::bigint)
 `

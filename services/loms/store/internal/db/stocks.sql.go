@@ -131,7 +131,7 @@ func (q *Queries) LockStocks(ctx context.Context, skus []int64) ([]Stock, error)
 	return items, nil
 }
 
-const releaseReservations = `-- name: ReleaseReservations :execrows
+const releaseReservations = `-- name: ReleaseReservations :exec
 WITH r AS (
     DELETE FROM reservations WHERE order_id = $1 RETURNING sku, warehouse_id, count
 )
@@ -140,12 +140,9 @@ FROM r WHERE s.sku = r.sku AND s.warehouse_id = r.warehouse_id
 `
 
 // Returns an order's reserved units to the available stock.
-func (q *Queries) ReleaseReservations(ctx context.Context, orderID int64) (int64, error) {
-	result, err := q.db.Exec(ctx, releaseReservations, orderID)
-	if err != nil {
-		return 0, err
-	}
-	return result.RowsAffected(), nil
+func (q *Queries) ReleaseReservations(ctx context.Context, orderID int64) error {
+	_, err := q.db.Exec(ctx, releaseReservations, orderID)
+	return err
 }
 
 const reserveStocks = `-- name: ReserveStocks :exec
@@ -188,7 +185,7 @@ func (q *Queries) SeedStocks(ctx context.Context, arg SeedStocksParams) (int64, 
 	return result.RowsAffected(), nil
 }
 
-const writeOffReservations = `-- name: WriteOffReservations :execrows
+const writeOffReservations = `-- name: WriteOffReservations :exec
 WITH r AS (
     DELETE FROM reservations WHERE order_id = $1 RETURNING sku, warehouse_id, count
 )
@@ -198,10 +195,7 @@ FROM r WHERE s.sku = r.sku AND s.warehouse_id = r.warehouse_id
 
 // Ships an order's reserved units: they leave both the reserved and the total
 // count.
-func (q *Queries) WriteOffReservations(ctx context.Context, orderID int64) (int64, error) {
-	result, err := q.db.Exec(ctx, writeOffReservations, orderID)
-	if err != nil {
-		return 0, err
-	}
-	return result.RowsAffected(), nil
+func (q *Queries) WriteOffReservations(ctx context.Context, orderID int64) error {
+	_, err := q.db.Exec(ctx, writeOffReservations, orderID)
+	return err
 }

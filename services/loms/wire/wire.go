@@ -1,0 +1,44 @@
+// Package wire converts LOMS's domain values to their protobuf messages,
+// for the RPC responses and the Kafka events alike.
+package wire
+
+import (
+	"fmt"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	lomsv1 "github.com/minizon/minizon/gen/minizon/loms/v1"
+	"github.com/minizon/minizon/services/loms/order"
+)
+
+// Status relies on order.Status values equalling the OrderStatus enum
+// numbers; a test keeps the two in step.
+func Status(s order.Status) lomsv1.OrderStatus { return lomsv1.OrderStatus(s) }
+
+// Items converts order items.
+func Items(items []order.Item) []*lomsv1.OrderItem {
+	out := make([]*lomsv1.OrderItem, len(items))
+	for i, it := range items {
+		out[i] = &lomsv1.OrderItem{Sku: it.SKU, Count: it.Count}
+	}
+	return out
+}
+
+// EncodeEvent is the Kafka record value of an event: a
+// minizon.loms.v1.OrderEvent in protobuf binary.
+func EncodeEvent(e order.Event) ([]byte, error) {
+	b, err := proto.Marshal(&lomsv1.OrderEvent{
+		EventId:        e.ID.String(),
+		OrderId:        e.OrderID,
+		User:           e.User,
+		Status:         Status(e.Status),
+		PreviousStatus: Status(e.Previous),
+		OccurredAt:     timestamppb.New(e.OccurredAt),
+		Items:          Items(e.Items),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("encode order event: %w", err)
+	}
+	return b, nil
+}

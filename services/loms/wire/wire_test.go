@@ -1,0 +1,51 @@
+package wire_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"google.golang.org/protobuf/proto"
+
+	lomsv1 "github.com/minizon/minizon/gen/minizon/loms/v1"
+	"github.com/minizon/minizon/services/loms/order"
+	"github.com/minizon/minizon/services/loms/wire"
+)
+
+func TestStatusEnumMatchesDomain(t *testing.T) {
+	t.Parallel()
+	for s := order.StatusNew; s <= order.StatusCancelled; s++ {
+		want := "ORDER_STATUS_" + strings.ToUpper(s.String())
+		if got := wire.Status(s).String(); got != want {
+			t.Fatalf("status %d is %s on the wire, want %s", s, got, want)
+		}
+	}
+	if wire.Status(order.StatusUnspecified) != lomsv1.OrderStatus_ORDER_STATUS_UNSPECIFIED {
+		t.Fatal("unspecified must stay unspecified")
+	}
+}
+
+func TestEncodeEventRoundTrips(t *testing.T) {
+	t.Parallel()
+	e := order.Event{
+		ID: uuid.New(), OrderID: 42, User: 7, Status: order.StatusPayed, Previous: order.StatusAwaitingPayment,
+		OccurredAt: time.Date(2026, 11, 26, 1, 2, 3, 4, time.UTC),
+		Items:      []order.Item{{SKU: 773297411, Count: 2}, {SKU: 773587830, Count: 65535}},
+	}
+	b, err := wire.EncodeEvent(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got lomsv1.OrderEvent
+	if err := proto.Unmarshal(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.GetEventId() != e.ID.String() || got.GetOrderId() != 42 || got.GetUser() != 7 ||
+		got.GetStatus() != lomsv1.OrderStatus_ORDER_STATUS_PAYED ||
+		got.GetPreviousStatus() != lomsv1.OrderStatus_ORDER_STATUS_AWAITING_PAYMENT ||
+		!got.GetOccurredAt().AsTime().Equal(e.OccurredAt) || len(got.GetItems()) != 2 ||
+		got.GetItems()[1].GetCount() != 65535 || got.GetItems()[0].GetSku() != 773297411 {
+		t.Fatalf("decoded %v", &got)
+	}
+}
