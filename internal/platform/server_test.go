@@ -117,8 +117,11 @@ type notifyListener struct {
 }
 
 func (l *notifyListener) Close() error {
+	// Close first, then tell: a test that dials after the signal must find
+	// the port closed.
+	err := l.Listener.Close()
 	l.once.Do(func() { close(l.closed) })
-	return l.Listener.Close()
+	return err
 }
 
 // harness is a platform.Server with lomsImpl mounted on a loopback port.
