@@ -136,7 +136,6 @@ type harness struct {
 	ctx      context.Context
 	done     chan struct{}
 	err      error // Serve's or Run's result, set before done is closed
-	startErr error
 }
 
 func baseConfig() platform.Config {
