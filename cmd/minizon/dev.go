@@ -11,9 +11,7 @@ import (
 	"github.com/minizon/minizon/internal/envconf"
 	"github.com/minizon/minizon/internal/pgcluster"
 	"github.com/minizon/minizon/internal/platform"
-	"github.com/minizon/minizon/internal/seed"
 	"github.com/minizon/minizon/services/loms"
-	"github.com/minizon/minizon/services/loms/order"
 )
 
 // devConfig is what only `minizon dev` reads.
@@ -88,31 +86,16 @@ func runDev(ctx context.Context, pcfg platform.Config, dcfg devConfig, lcfg loms
 		log.Info("embedded kafka started", "brokers", lcfg.KafkaBrokers)
 	}
 
+	lcfg.SeedDemo = dcfg.Seed
 	app, err := loms.Open(ctx, lcfg, log)
 	if err != nil {
 		return err
 	}
 	defer app.Close(context.WithoutCancel(ctx))
-	if dcfg.Seed {
-		n, err := app.Seed(ctx, demoStocks())
-		if err != nil {
-			return err
-		}
-		log.Info("seeded stock", "skus", seed.CatalogSize, "new_rows", n)
-	}
 
 	app.Mount(srv)
 	printBanner(out, "http://"+ln.Addr().String(), lcfg.KafkaBrokers)
 	return srv.Run(ctx, ln, app.Workers()...)
-}
-
-func demoStocks() []order.Stock {
-	stocks := seed.Stocks(seed.SKUs(seed.CatalogSize))
-	out := make([]order.Stock, len(stocks))
-	for i, s := range stocks {
-		out[i] = order.Stock{SKU: s.SKU, Warehouse: s.Warehouse, Total: s.Units}
-	}
-	return out
 }
 
 func printBanner(out io.Writer, base string, brokers []string) {

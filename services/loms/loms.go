@@ -17,6 +17,7 @@ import (
 	"github.com/minizon/minizon/internal/envconf"
 	"github.com/minizon/minizon/internal/migrate"
 	"github.com/minizon/minizon/internal/platform"
+	"github.com/minizon/minizon/internal/seed"
 	"github.com/minizon/minizon/services/loms/order"
 	"github.com/minizon/minizon/services/loms/outbox"
 	"github.com/minizon/minizon/services/loms/store"
@@ -35,6 +36,9 @@ type Config struct {
 	// (LOMS_SWEEP_INTERVAL; default: a tenth of the payment timeout,
 	// between 50ms and 1s).
 	SweepInterval time.Duration
+	// SeedDemo adds the demo catalog's stock on start, keeping existing
+	// rows (MINIZON_SEED; default false, true in `minizon dev`).
+	SeedDemo bool
 	// Outbox tunes the relay (LOMS_OUTBOX_POLL_INTERVAL, LOMS_OUTBOX_BATCH,
 	// LOMS_OUTBOX_RETENTION, KAFKA_PRODUCE_TIMEOUT, LOMS_EVENTS_PARTITIONS).
 	Outbox outbox.Config
@@ -49,6 +53,7 @@ func ReadConfig(env *envconf.Reader) Config {
 		DatabaseURL:    env.String("DATABASE_URL", ""),
 		KafkaBrokers:   env.List("KAFKA_BROKERS", nil),
 		PaymentTimeout: env.Duration("LOMS_PAYMENT_TIMEOUT", DefaultPaymentTimeout),
+		SeedDemo:       env.Bool("MINIZON_SEED", false),
 		Outbox: outbox.Config{
 			PollInterval:   env.Duration("LOMS_OUTBOX_POLL_INTERVAL", 100*time.Millisecond),
 			BatchSize:      int(env.Int("LOMS_OUTBOX_BATCH", 500, 1, 10000)),
@@ -116,6 +121,15 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		return nil, fmt.Errorf("kafka client: %w", err)
 	}
 	st := store.New(pool, wire.EncodeEvent, time.Now)
+	if cfg.SeedDemo {
+		n, err := st.SeedStocks(ctx, demoStocks())
+		if err != nil {
+			pool.Close()
+			kafka.Close()
+			return nil, err
+		}
+		log.Info("seeded demo stock", "skus", seed.CatalogSize, "new_rows", n)
+	}
 	return &App{
 		cfg:    cfg,
 		log:    log,
@@ -162,6 +176,17 @@ func (a *App) Workers() []func(context.Context) error {
 // Seed adds stock rows that do not exist yet.
 func (a *App) Seed(ctx context.Context, stocks []order.Stock) (int64, error) {
 	return a.store.SeedStocks(ctx, stocks)
+}
+
+// demoStocks is the stock of the deterministic demo catalog that every
+// service of `minizon dev` shares.
+func demoStocks() []order.Stock {
+	stocks := seed.Stocks(seed.SKUs(seed.CatalogSize))
+	out := make([]order.Stock, len(stocks))
+	for i, s := range stocks {
+		out[i] = order.Stock{SKU: s.SKU, Warehouse: s.Warehouse, Total: s.Units}
+	}
+	return out
 }
 
 // Close flushes the producer and closes the connections. Call it after the
