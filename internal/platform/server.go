@@ -155,6 +155,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
+	s.log.Info("shutting down: draining in-flight requests", "delay", s.cfg.ShutdownDelay.String(),
+		"timeout", s.cfg.ShutdownTimeout.String())
 	for _, name := range s.names {
 		s.health.SetStatus(name, grpchealth.StatusNotServing)
 	}
@@ -174,6 +176,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("serve: %w", err)
 	}
+	s.log.Info("server stopped")
 	return nil
 }
 
