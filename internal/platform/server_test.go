@@ -126,16 +126,16 @@ func (l *notifyListener) Close() error {
 
 // harness is a platform.Server with lomsImpl mounted on a loopback port.
 type harness struct {
-	srv      *platform.Server
-	impl     *lomsImpl
-	logs     *syncBuffer
-	ln       *notifyListener
-	base     string // http://127.0.0.1:port
-	addr     string
-	cancel   context.CancelFunc
-	ctx      context.Context
-	done     chan struct{}
-	err      error // Serve's or Run's result, set before done is closed
+	srv    *platform.Server
+	impl   *lomsImpl
+	logs   *syncBuffer
+	ln     *notifyListener
+	base   string // http://127.0.0.1:port
+	addr   string
+	cancel context.CancelFunc
+	ctx    context.Context
+	done   chan struct{}
+	err    error // Serve's or Run's result, set before done is closed
 }
 
 func baseConfig() platform.Config {
