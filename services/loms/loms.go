@@ -99,8 +99,9 @@ type App struct {
 	relay  *outbox.Relay
 }
 
-// Open migrates the database and connects. Neither the database nor the
-// broker needs to be up for the broker's part: events wait in the outbox.
+// Open migrates the database, connects to it and, if configured, seeds the
+// demo stock. The broker may be down: events wait in the outbox until it is
+// reachable.
 func Open(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
