@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -73,15 +72,15 @@ func (s *Server) Mount(serviceName, path string, h http.Handler) {
 	s.health.SetStatus(serviceName, grpchealth.StatusServing)
 }
 
-// HandleHTTP registers a plain HTTP handler, such as static files.
-func (s *Server) HandleHTTP(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
-
 // Handler returns the complete handler tree: the mounted services, health,
 // reflection, CORS and the body limit. Call it after every Mount.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/", s.mux)
-	mux.Handle(s.endOnDrain(grpchealth.NewHandler(s.health)))
+	healthPath, health := grpchealth.NewHandler(s.health)
+	mux.Handle(healthPath, health)
+	// Watch streams would hold the drain open; Check is unary.
+	mux.Handle(s.endOnDrain(healthPath+"Watch", health))
 	// Health is listed too, so grpcurl and buf curl can call it without
 	// .proto files.
 	reflector := grpcreflect.NewStaticReflector(append(slices.Clone(s.names), grpchealth.HealthV1ServiceName)...)
@@ -101,14 +100,10 @@ func (s *Server) Handler() http.Handler {
 	return h
 }
 
-// endOnDrain cancels a handler's streams (reflection, health Watch) when
-// shutdown begins; unary calls such as health Check are left alone.
+// endOnDrain cancels the requests of a streaming handler (reflection,
+// health Watch) when shutdown begins.
 func (s *Server) endOnDrain(path string, h http.Handler) (string, http.Handler) {
 	return path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasPrefix(r.URL.Path, "/grpc.health.v1.Health/") && !strings.HasSuffix(r.URL.Path, "/Watch") {
-			h.ServeHTTP(w, r)
-			return
-		}
 		ctx, cancel := context.WithCancel(r.Context())
 		defer cancel()
 		stop := context.AfterFunc(s.draining, cancel)
