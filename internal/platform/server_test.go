@@ -486,13 +486,24 @@ func fieldBytes(t *testing.T, b []byte, num protowire.Number) []byte {
 // preflight sends what a browser sends before a cross-origin Connect POST.
 func preflight(t *testing.T, base, origin string) *http.Response {
 	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodOptions, base+lomsv1connect.LomsServiceStocksProcedure, nil)
+	return browserRequest(t, http.MethodOptions, base+lomsv1connect.LomsServiceStocksProcedure, "", map[string]string{
+		"Origin":                         origin,
+		"Access-Control-Request-Method":  "POST",
+		"Access-Control-Request-Headers": "connect-protocol-version,content-type",
+	})
+}
+
+// browserRequest sends a request with the given headers over HTTP/1.1 and
+// returns the response with its body read and closed.
+func browserRequest(t *testing.T, method, url, body string, header map[string]string) *http.Response {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), method, url, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Origin", origin)
-	req.Header.Set("Access-Control-Request-Method", "POST")
-	req.Header.Set("Access-Control-Request-Headers", "connect-protocol-version,content-type")
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
 	res, err := http1(t).Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -556,19 +567,9 @@ func TestCORS(t *testing.T) {
 
 			// The actual request: the browser may read the response and the
 			// gRPC-Web status headers.
-			req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, h.base+lomsv1connect.LomsServiceStocksProcedure, strings.NewReader(`{"sku":3}`))
-			if err != nil {
-				t.Fatal(err)
-			}
-			req.Header.Set("Origin", tc.origin)
-			req.Header.Set("Content-Type", "application/json")
-			req.Header.Set("Connect-Protocol-Version", "1")
-			post, err := http1(t).Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			io.Copy(io.Discard, post.Body)
-			post.Body.Close()
+			post := browserRequest(t, http.MethodPost, h.base+lomsv1connect.LomsServiceStocksProcedure, `{"sku":3}`, map[string]string{
+				"Origin": tc.origin, "Content-Type": "application/json", "Connect-Protocol-Version": "1",
+			})
 			if post.StatusCode != http.StatusOK {
 				t.Fatalf("POST status %d", post.StatusCode)
 			}

@@ -17,9 +17,9 @@ import (
 	"github.com/minizon/minizon/services/loms/wire"
 )
 
-// NewPool returns a pool on a fresh, migrated LOMS database, large enough
+// newPool returns a pool on a fresh, migrated LOMS database, large enough
 // for concurrency tests.
-func NewPool(t testing.TB, c *pgtest.Cluster) *pgxpool.Pool {
+func newPool(t testing.TB, c *pgtest.Cluster) *pgxpool.Pool {
 	t.Helper()
 	url := c.NewDatabase(t, "loms", func(ctx context.Context, url string) error {
 		return migrate.Up(ctx, url, "loms")
@@ -35,7 +35,7 @@ func NewPool(t testing.TB, c *pgtest.Cluster) *pgxpool.Pool {
 // NewStore returns a store on a fresh database holding the given stock.
 func NewStore(t testing.TB, c *pgtest.Cluster, now func() time.Time, stocks ...order.Stock) (*store.Store, *pgxpool.Pool) {
 	t.Helper()
-	pool := NewPool(t, c)
+	pool := newPool(t, c)
 	st := store.New(pool, wire.EncodeEvent, now)
 	if len(stocks) > 0 {
 		if _, err := st.SeedStocks(t.Context(), stocks); err != nil {
