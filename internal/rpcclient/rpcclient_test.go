@@ -1,0 +1,58 @@
+package rpcclient_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/minizon/minizon/internal/envconf"
+	"github.com/minizon/minizon/internal/rpcclient"
+)
+
+func TestBaseURL(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ addr, want, err string }{
+		{"localhost:8082", "http://localhost:8082", ""},
+		{"http://10.0.0.1:80/", "http://10.0.0.1:80", ""},
+		{"https://products.example.com/api", "https://products.example.com/api", ""},
+		{"", "", "required"},
+		{"ftp://host", "", "scheme"},
+		{"http://", "", "no host"},
+	}
+	for _, tt := range tests {
+		got, err := rpcclient.BaseURL(tt.addr)
+		if tt.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.err) {
+				t.Errorf("BaseURL(%q): %v, want an error saying %q", tt.addr, err, tt.err)
+			}
+			continue
+		}
+		if err != nil || got != tt.want {
+			t.Errorf("BaseURL(%q) = %q, %v; want %q", tt.addr, got, err, tt.want)
+		}
+	}
+}
+
+func TestReadConfig(t *testing.T) {
+	t.Parallel()
+	def := rpcclient.Config{Protocol: rpcclient.ProtocolGRPC, Timeout: time.Second}
+	env := envconf.FromMap(map[string]string{"X_ADDR": "h:1", "X_PROTOCOL": "grpc-web", "X_TIMEOUT": "3s"})
+	got := rpcclient.ReadConfig(env, "X", def)
+	if err := env.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if want := (rpcclient.Config{Addr: "h:1", Protocol: rpcclient.ProtocolGRPCWeb, Timeout: 3 * time.Second}); got != want {
+		t.Fatalf("%+v, want %+v", got, want)
+	}
+	if got := rpcclient.ReadConfig(envconf.FromMap(nil), "X", def); got.Protocol != rpcclient.ProtocolGRPC || got.Timeout != time.Second {
+		t.Fatalf("defaults: %+v", got)
+	}
+	env = envconf.FromMap(map[string]string{"X_PROTOCOL": "soap"})
+	rpcclient.ReadConfig(env, "X", def)
+	if err := env.Err(); err == nil || !strings.Contains(err.Error(), "X_PROTOCOL") {
+		t.Fatalf("bad protocol: %v", err)
+	}
+	if err := (rpcclient.Config{Protocol: "grpc", Timeout: time.Second}).Validate("X"); err == nil || !strings.Contains(err.Error(), "X_ADDR") {
+		t.Fatalf("missing address: %v", err)
+	}
+}

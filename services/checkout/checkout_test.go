@@ -1,0 +1,601 @@
+package checkout_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	checkoutv1 "github.com/minizon/minizon/gen/minizon/checkout/v1"
+	"github.com/minizon/minizon/gen/minizon/checkout/v1/checkoutv1connect"
+	lomsv1 "github.com/minizon/minizon/gen/minizon/loms/v1"
+	"github.com/minizon/minizon/gen/minizon/loms/v1/lomsv1connect"
+	"github.com/minizon/minizon/internal/migrate"
+	"github.com/minizon/minizon/internal/pgtest"
+	"github.com/minizon/minizon/internal/platform"
+	"github.com/minizon/minizon/internal/rpcclient"
+	"github.com/minizon/minizon/services/checkout"
+	"github.com/minizon/minizon/services/checkout/products"
+	"github.com/minizon/minizon/services/loms"
+	"github.com/minizon/minizon/services/loms/order"
+	"github.com/minizon/minizon/services/loms/outbox"
+	"github.com/minizon/minizon/services/product"
+	"github.com/minizon/minizon/services/product/catalog"
+	prodstore "github.com/minizon/minizon/services/product/store"
+)
+
+var pg *pgtest.Cluster
+
+func TestMain(m *testing.M) { pgtest.Main(m, &pg) }
+
+var quiet = slog.New(slog.NewJSONHandler(io.Discard, nil))
+
+// faults lets a test break LOMS and ProductService from the outside.
+type faults struct {
+	productDelay atomic.Int64 // nanoseconds before ProductService answers
+	productDown  atomic.Bool
+	lomsDown     atomic.Bool
+	dropCreate   atomic.Int64 // CreateOrder responses to lose after LOMS acted
+	productCalls atomic.Int64
+	createOrders atomic.Int64
+}
+
+// system is LOMS, ProductService and Checkout, each on its own port as in a
+// real deployment, on fresh databases.
+type system struct {
+	checkout  string
+	loms      lomsv1connect.LomsServiceClient
+	lomsPool  *pgxpool.Pool
+	cartPool  *pgxpool.Pool
+	faults    *faults
+	lomsAddr  string
+	prodAddr  string
+	cartDBURL string
+}
+
+// stock: sku 1001 has 10 units over two warehouses, 2002 has 1, skus
+// 3000..3049 have 100 each; every one of them is in the catalog.
+func start(t *testing.T) *system {
+	t.Helper()
+	f := &faults{}
+	sys := &system{faults: f}
+	migrated := func(name string) string {
+		return pg.NewDatabase(t, name, func(ctx context.Context, url string) error { return migrate.Up(ctx, url, name) })
+	}
+
+	lomsURL := migrated("loms")
+	lapp, err := loms.Open(t.Context(), loms.Config{
+		DatabaseURL:    lomsURL + "&pool_max_conns=30",
+		KafkaBrokers:   []string{"127.0.0.1:1"}, // events wait in the outbox; no relay runs here
+		PaymentTimeout: time.Minute, SweepInterval: time.Second,
+		Outbox: outbox.Config{PollInterval: time.Second, BatchSize: 10, ProduceTimeout: time.Second, Retention: time.Hour, Partitions: 1},
+	}, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lapp.Close(context.Background()) })
+	stocks := []order.Stock{{SKU: 1001, Warehouse: 1, Total: 6}, {SKU: 1001, Warehouse: 2, Total: 4}, {SKU: 2002, Warehouse: 3, Total: 1}}
+	items := []catalog.Product{{SKU: 1001, Name: "Walnut Desk Lamp", Price: 2500}, {SKU: 2002, Name: "Linen Throw", Price: 990}}
+	for sku := uint32(3000); sku < 3050; sku++ {
+		stocks = append(stocks, order.Stock{SKU: sku, Warehouse: 1, Total: 100})
+		items = append(items, catalog.Product{SKU: sku, Name: fmt.Sprintf("Item %d", sku), Price: sku})
+	}
+	if _, err := lapp.Seed(t.Context(), stocks); err != nil {
+		t.Fatal(err)
+	}
+	lsrv := platform.NewServer(platform.Config{MaxBodyBytes: 1 << 20}, quiet)
+	lapp.Mount(lsrv)
+	sys.lomsAddr = serve(t, f.lomsFaults(lsrv.Handler()))
+
+	prodURL := migrated("product")
+	papp, err := product.Open(t.Context(), product.Config{DatabaseURL: prodURL, Tokens: []string{"testtoken"}}, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(papp.Close)
+	prodPool, err := pgxpool.New(t.Context(), prodURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prodPool.Close()
+	if _, _, err := prodstore.New(prodPool).Import(t.Context(), items); err != nil {
+		t.Fatal(err)
+	}
+	psrv := platform.NewServer(platform.Config{MaxBodyBytes: 1 << 20}, quiet)
+	papp.Mount(psrv)
+	// The original ProductService spoke gRPC only; so does this one here.
+	sys.prodAddr = serve(t, f.productFaults(grpcOnly(psrv.Handler())))
+
+	sys.cartDBURL = migrated("checkout")
+	sys.checkout = sys.startCheckout(t, sys.cartDBURL)
+	sys.loms = lomsv1connect.NewLomsServiceClient(http.DefaultClient, "http://"+sys.lomsAddr)
+	sys.lomsPool = newPool(t, lomsURL)
+	sys.cartPool = newPool(t, sys.cartDBURL)
+	return sys
+}
+
+// startCheckout runs a Checkout on the given cart database, in front of the
+// system's LOMS and ProductService, and returns its base URL.
+func (s *system) startCheckout(t *testing.T, dbURL string) string {
+	t.Helper()
+	cfg := checkout.Config{
+		DatabaseURL: dbURL,
+		LOMS:        rpcclient.Config{Addr: s.lomsAddr, Protocol: rpcclient.ProtocolGRPC, Timeout: 2 * time.Second},
+		Product:     rpcclient.Config{Addr: s.prodAddr, Protocol: rpcclient.ProtocolGRPC, Timeout: 2 * time.Second},
+		Products: products.Config{Token: "testtoken", Concurrency: checkout.DefaultProductConcurrency,
+			CacheTTL: checkout.DefaultProductCacheTTL, CacheSize: 1000},
+	}
+	app, err := checkout.Open(t.Context(), cfg, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(app.Close)
+	srv := platform.NewServer(platform.Config{MaxBodyBytes: 1 << 20}, quiet)
+	app.Mount(srv)
+	return "http://" + serve(t, srv.Handler())
+}
+
+func newPool(t *testing.T, url string) *pgxpool.Pool {
+	t.Helper()
+	pool, err := pgxpool.New(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
+}
+
+// serve runs h on a loopback port over HTTP/1.1 and cleartext HTTP/2.
+func serve(t *testing.T, h http.Handler) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := new(http.Protocols)
+	p.SetHTTP1(true)
+	p.SetUnencryptedHTTP2(true)
+	srv := &http.Server{Handler: h, Protocols: p}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return ln.Addr().String()
+}
+
+func grpcOnly(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ct := r.Header.Get("Content-Type")
+		if !strings.HasPrefix(ct, "application/grpc") || strings.HasPrefix(ct, "application/grpc-web") {
+			http.Error(w, "gRPC only", http.StatusUnsupportedMediaType)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+func (f *faults) productFaults(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f.productCalls.Add(1)
+		if f.productDown.Load() {
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
+		time.Sleep(time.Duration(f.productDelay.Load()))
+		h.ServeHTTP(w, r)
+	})
+}
+
+func (f *faults) lomsFaults(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if f.lomsDown.Load() {
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
+		if strings.HasSuffix(r.URL.Path, "/CreateOrder") {
+			f.createOrders.Add(1)
+			if f.dropCreate.Add(-1) >= 0 {
+				// LOMS does its work, then the connection breaks before
+				// the answer gets out.
+				h.ServeHTTP(httptest.NewRecorder(), r)
+				panic(http.ErrAbortHandler)
+			}
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// users gives each protocol's subtest a user of its own.
+var users = map[string]int64{"connect": 1, "grpc": 2, "grpcweb": 3}
+
+// clients returns a CheckoutService client per protocol: Connect (JSON) and
+// gRPC-Web over HTTP/1.1, gRPC over cleartext HTTP/2.
+func clients(base string) map[string]checkoutv1connect.CheckoutServiceClient {
+	h1 := &http.Client{}
+	p := new(http.Protocols)
+	p.SetUnencryptedHTTP2(true)
+	h2 := &http.Client{Transport: &http.Transport{Protocols: p}}
+	return map[string]checkoutv1connect.CheckoutServiceClient{
+		"connect": checkoutv1connect.NewCheckoutServiceClient(h1, base, connect.WithProtoJSON()),
+		"grpc":    checkoutv1connect.NewCheckoutServiceClient(h2, base, connect.WithGRPC()),
+		"grpcweb": checkoutv1connect.NewCheckoutServiceClient(h1, base, connect.WithGRPCWeb()),
+	}
+}
+
+func add(t *testing.T, c checkoutv1connect.CheckoutServiceClient, user int64, sku, count uint32) {
+	t.Helper()
+	if _, err := c.AddToCart(t.Context(), &checkoutv1.AddToCartRequest{User: user, Sku: sku, Count: count}); err != nil {
+		t.Fatalf("AddToCart(%d, %d, %d): %v", user, sku, count, err)
+	}
+}
+
+func list(t *testing.T, c checkoutv1connect.CheckoutServiceClient, user int64) *checkoutv1.ListCartResponse {
+	t.Helper()
+	res, err := c.ListCart(t.Context(), &checkoutv1.ListCartRequest{User: user})
+	if err != nil {
+		t.Fatalf("ListCart(%d): %v", user, err)
+	}
+	return res
+}
+
+// cartString renders a cart as "sku×count name @price; ... = total".
+func cartString(res *checkoutv1.ListCartResponse) string {
+	var b strings.Builder
+	for _, it := range res.GetItems() {
+		fmt.Fprintf(&b, "%d×%d %s @%d; ", it.GetSku(), it.GetCount(), it.GetName(), it.GetPrice())
+	}
+	fmt.Fprintf(&b, "= %d", res.GetTotalPrice())
+	return b.String()
+}
+
+func (s *system) orders(t *testing.T, user int64) int {
+	t.Helper()
+	var n int
+	if err := s.lomsPool.QueryRow(t.Context(), "SELECT count(*) FROM orders WHERE user_id = $1", user).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func wantCode(t *testing.T, err error, code connect.Code, says string) {
+	t.Helper()
+	if connect.CodeOf(err) != code {
+		t.Fatalf("error %v: code %v, want %v", err, connect.CodeOf(err), code)
+	}
+	if !strings.Contains(err.Error(), says) {
+		t.Fatalf("error %q does not say %q", err, says)
+	}
+}
+
+// The purchase journey over every protocol: fill the cart, list it with
+// names and prices, buy it, pay for it.
+func TestPurchaseJourney(t *testing.T) {
+	t.Parallel()
+	sys := start(t)
+	user := int64(10)
+	for name, c := range clients(sys.checkout) {
+		t.Run(name, func(t *testing.T) {
+			user := user + users[name] // one user per protocol
+			add(t, c, user, 1001, 2)
+			add(t, c, user, 3001, 1)
+			add(t, c, user, 1001, 1)
+			if got, want := cartString(list(t, c, user)), "1001×3 Walnut Desk Lamp @2500; 3001×1 Item 3001 @3001; = 10501"; got != want {
+				t.Fatalf("cart %q, want %q", got, want)
+			}
+			res, err := c.Purchase(t.Context(), &checkoutv1.PurchaseRequest{User: user})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.GetStatus() != lomsv1.OrderStatus_ORDER_STATUS_AWAITING_PAYMENT || res.GetOrderId() == 0 {
+				t.Fatalf("purchase %v", res)
+			}
+			if got := list(t, c, user); len(got.GetItems()) != 0 || got.GetTotalPrice() != 0 {
+				t.Fatalf("cart after purchase: %s", cartString(got))
+			}
+			order, err := sys.loms.ListOrder(t.Context(), &lomsv1.ListOrderRequest{OrderId: res.GetOrderId()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if order.GetUser() != user || len(order.GetItems()) != 2 || order.GetItems()[0].GetCount() != 3 {
+				t.Fatalf("order %v", order)
+			}
+			if _, err := sys.loms.OrderPayed(t.Context(), &lomsv1.OrderPayedRequest{OrderId: res.GetOrderId()}); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// A purchase LOMS cannot reserve comes back FAILED and leaves the cart; once
+// the stock is back, the next Purchase makes a new order.
+func TestFailedPurchaseKeepsTheCart(t *testing.T) {
+	t.Parallel()
+	sys := start(t)
+	c := clients(sys.checkout)["grpc"]
+	add(t, c, 1, 1001, 8)
+	add(t, c, 1, 2002, 1)
+	before := cartString(list(t, c, 1))
+	// Someone else buys most of sku 1001 meanwhile.
+	other, err := sys.loms.CreateOrder(t.Context(), &lomsv1.CreateOrderRequest{User: 2, Items: []*lomsv1.OrderItem{{Sku: 1001, Count: 5}}})
+	if err != nil || other.GetStatus() != lomsv1.OrderStatus_ORDER_STATUS_AWAITING_PAYMENT {
+		t.Fatalf("other order: %v, %v", other, err)
+	}
+	res, err := c.Purchase(t.Context(), &checkoutv1.PurchaseRequest{User: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.GetStatus() != lomsv1.OrderStatus_ORDER_STATUS_FAILED {
+		t.Fatalf("purchase beyond stock: %v", res)
+	}
+	if got := cartString(list(t, c, 1)); got != before {
+		t.Fatalf("cart after a failed purchase %q, want %q", got, before)
+	}
+	if _, err := sys.loms.CancelOrder(t.Context(), &lomsv1.CancelOrderRequest{OrderId: other.GetOrderId()}); err != nil {
+		t.Fatal(err)
+	}
+	again, err := c.Purchase(t.Context(), &checkoutv1.PurchaseRequest{User: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.GetStatus() != lomsv1.OrderStatus_ORDER_STATUS_AWAITING_PAYMENT || again.GetOrderId() == res.GetOrderId() {
+		t.Fatalf("purchase once stock is back: %v (failed order %d)", again, res.GetOrderId())
+	}
+}
+
+// The same Purchase sent ten times at once makes one order, and every call
+// learns its id.
+func TestConcurrentPurchasesMakeOneOrder(t *testing.T) {
+	t.Parallel()
+	sys := start(t)
+	for name, c := range clients(sys.checkout) {
+		t.Run(name, func(t *testing.T) {
+			user := 100 + users[name]
+			add(t, c, user, 3010, 2)
+			add(t, c, user, 3011, 3)
+			var wg sync.WaitGroup
+			ids := make(chan int64, 10)
+			for range 10 {
+				wg.Go(func() {
+					res, err := c.Purchase(context.Background(), &checkoutv1.PurchaseRequest{User: user})
+					if err != nil {
+						t.Errorf("Purchase: %v", err)
+						return
+					}
+					ids <- res.GetOrderId()
+				})
+			}
+			wg.Wait()
+			close(ids)
+			first := int64(0)
+			for id := range ids {
+				if first == 0 {
+					first = id
+				}
+				if id != first {
+					t.Fatalf("order ids %d and %d for one purchase", first, id)
+				}
+			}
+			if n := sys.orders(t, user); n != 1 {
+				t.Fatalf("%d orders, want 1", n)
+			}
+			if got := list(t, c, user); len(got.GetItems()) != 0 {
+				t.Fatalf("cart after purchase: %s", cartString(got))
+			}
+		})
+	}
+}
+
+// A Purchase whose answer from LOMS was lost is retried: the retry finds
+// the same order instead of making a second one.
+func TestRetryAfterLostResponseReturnsTheSameOrder(t *testing.T) {
+	t.Parallel()
+	sys := start(t)
+	c := clients(sys.checkout)["connect"]
+	add(t, c, 5, 3020, 1)
+	sys.faults.dropCreate.Store(1)
+	if _, err := c.Purchase(t.Context(), &checkoutv1.PurchaseRequest{User: 5}); err == nil {
+		t.Fatal("Purchase succeeded although LOMS's answer was lost")
+	}
+	if got := list(t, c, 5); len(got.GetItems()) != 1 {
+		t.Fatalf("cart after a lost answer: %s", cartString(got))
+	}
+	// The user changes the cart before retrying: the order made is still
+	// the one LOMS has, and only its items leave the cart.
+	add(t, c, 5, 3021, 4)
+	res, err := c.Purchase(t.Context(), &checkoutv1.PurchaseRequest{User: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := sys.orders(t, 5); n != 1 {
+		t.Fatalf("%d orders after a retry, want 1", n)
+	}
+	order, err := sys.loms.ListOrder(t.Context(), &lomsv1.ListOrderRequest{OrderId: res.GetOrderId()})
+	if err != nil || len(order.GetItems()) != 1 || order.GetItems()[0].GetSku() != 3020 {
+		t.Fatalf("order %v, %v", order, err)
+	}
+	if got, want := cartString(list(t, c, 5)), "3021×4 Item 3021 @3021; = 12084"; got != want {
+		t.Fatalf("cart %q, want %q", got, want)
+	}
+	// The next Purchase is a new one.
+	next, err := c.Purchase(t.Context(), &checkoutv1.PurchaseRequest{User: 5})
+	if err != nil || next.GetOrderId() == res.GetOrderId() {
+		t.Fatalf("next purchase %v, %v", next, err)
+	}
+	if created := sys.faults.createOrders.Load(); created != 3 {
+		t.Fatalf("%d CreateOrder calls, want 3", created)
+	}
+}
+
+func TestCartRules(t *testing.T) {
+	t.Parallel()
+	sys := start(t)
+	c := clients(sys.checkout)["connect"]
+	add(t, c, 1, 1001, 9)
+	_, err := c.AddToCart(t.Context(), &checkoutv1.AddToCartRequest{User: 1, Sku: 1001, Count: 2})
+	wantCode(t, err, connect.CodeFailedPrecondition, "sku 1001: the cart would hold 11 units, the warehouses have 10")
+	_, err = c.AddToCart(t.Context(), &checkoutv1.AddToCartRequest{User: 1, Sku: 777, Count: 1})
+	wantCode(t, err, connect.CodeFailedPrecondition, "sku 777")
+	if got := list(t, c, 1); len(got.GetItems()) != 1 || got.GetItems()[0].GetCount() != 9 {
+		t.Fatalf("cart after refused adds: %s", cartString(got))
+	}
+	// Deleting more than there is, or what is not there, is fine.
+	if _, err := c.DeleteFromCart(t.Context(), &checkoutv1.DeleteFromCartRequest{User: 1, Sku: 2002, Count: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.DeleteFromCart(t.Context(), &checkoutv1.DeleteFromCartRequest{User: 1, Sku: 1001, Count: 4}); err != nil {
+		t.Fatal(err)
+	}
+	if got := list(t, c, 1); got.GetItems()[0].GetCount() != 5 {
+		t.Fatalf("cart %s", cartString(got))
+	}
+	if _, err := c.DeleteFromCart(t.Context(), &checkoutv1.DeleteFromCartRequest{User: 1, Sku: 1001, Count: 100}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Purchase(t.Context(), &checkoutv1.PurchaseRequest{User: 1})
+	wantCode(t, err, connect.CodeFailedPrecondition, "the cart is empty")
+	if n := sys.orders(t, 1); n != 0 {
+		t.Fatalf("%d orders for an empty cart", n)
+	}
+}
+
+// Bad input gets invalid_argument naming the field, and writes nothing.
+func TestBadInput(t *testing.T) {
+	t.Parallel()
+	sys := start(t)
+	for name, c := range clients(sys.checkout) {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			ctx := t.Context()
+			calls := []struct {
+				call  func() error
+				field string
+			}{
+				{func() error {
+					_, err := c.AddToCart(ctx, &checkoutv1.AddToCartRequest{Sku: 1001, Count: 1})
+					return err
+				}, "user"},
+				{func() error {
+					_, err := c.AddToCart(ctx, &checkoutv1.AddToCartRequest{User: -3, Sku: 1001, Count: 1})
+					return err
+				}, "user"},
+				{func() error { _, err := c.AddToCart(ctx, &checkoutv1.AddToCartRequest{User: 1, Count: 1}); return err }, "sku"},
+				{func() error { _, err := c.AddToCart(ctx, &checkoutv1.AddToCartRequest{User: 1, Sku: 1001}); return err }, "count"},
+				{func() error {
+					_, err := c.AddToCart(ctx, &checkoutv1.AddToCartRequest{User: 1, Sku: 1001, Count: 65536})
+					return err
+				}, "count"},
+				{func() error {
+					_, err := c.DeleteFromCart(ctx, &checkoutv1.DeleteFromCartRequest{Sku: 1, Count: 1})
+					return err
+				}, "user"},
+				{func() error {
+					_, err := c.DeleteFromCart(ctx, &checkoutv1.DeleteFromCartRequest{User: 1, Count: 1})
+					return err
+				}, "sku"},
+				{func() error {
+					_, err := c.DeleteFromCart(ctx, &checkoutv1.DeleteFromCartRequest{User: 1, Sku: 1, Count: 70000})
+					return err
+				}, "count"},
+				{func() error { _, err := c.ListCart(ctx, &checkoutv1.ListCartRequest{}); return err }, "user"},
+				{func() error { _, err := c.Purchase(ctx, &checkoutv1.PurchaseRequest{}); return err }, "user"},
+			}
+			for i, tc := range calls {
+				err := tc.call()
+				if connect.CodeOf(err) != connect.CodeInvalidArgument || !strings.Contains(err.Error(), tc.field) {
+					t.Errorf("call %d: %v, want invalid_argument naming %s", i, err, tc.field)
+				}
+			}
+		})
+	}
+	var carts int
+	if err := sys.cartPool.QueryRow(t.Context(), "SELECT count(*) FROM carts").Scan(&carts); err != nil || carts != 0 {
+		t.Fatalf("%d carts written by bad requests (%v)", carts, err)
+	}
+}
+
+func TestMalformedJSONIsInvalidArgument(t *testing.T) {
+	t.Parallel()
+	sys := start(t)
+	res, err := http.Post(sys.checkout+"/minizon.checkout.v1.CheckoutService/AddToCart", "application/json",
+		strings.NewReader(`{"user": 1, "sku": "many"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	if res.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "invalid_argument") {
+		t.Fatalf("HTTP %d %s", res.StatusCode, body)
+	}
+}
+
+// ListCart of 50 items against a ProductService that takes 50 ms per call:
+// the lookups overlap (asserted loosely; BenchmarkListCart has the figure).
+func TestListCartOfFiftyItemsOverlapsLookups(t *testing.T) {
+	t.Parallel()
+	sys := start(t)
+	c := clients(sys.checkout)["grpc"]
+	for sku := uint32(3000); sku < 3050; sku++ {
+		add(t, c, 1, sku, 1)
+	}
+	sys.faults.productDelay.Store(int64(50 * time.Millisecond))
+	sys.faults.productCalls.Store(0)
+	start := time.Now()
+	res := list(t, c, 1)
+	elapsed := time.Since(start)
+	if len(res.GetItems()) != 50 {
+		t.Fatalf("%d items", len(res.GetItems()))
+	}
+	if n := sys.faults.productCalls.Load(); n != 50 {
+		t.Fatalf("%d ProductService calls, want 50", n)
+	}
+	if elapsed > time.Second {
+		t.Fatalf("ListCart of 50 items took %v; one after the other is 2.5s", elapsed)
+	}
+	// Within the TTL the cache answers.
+	list(t, c, 1)
+	if n := sys.faults.productCalls.Load(); n != 50 {
+		t.Fatalf("%d ProductService calls after a second listing, want 50", n)
+	}
+}
+
+// A dependency that is down gives unavailable naming it, and the cart stays
+// as it was.
+func TestDependencyDown(t *testing.T) {
+	t.Parallel()
+	sys := start(t)
+	c := clients(sys.checkout)["grpcweb"]
+	add(t, c, 1, 3030, 2)
+	before := cartString(list(t, c, 1))
+
+	sys.faults.productDown.Store(true)
+	// A fresh Checkout: the other one has the products cached.
+	fresh := clients(sys.startCheckout(t, sys.cartDBURL))["grpcweb"]
+	_, err := fresh.ListCart(t.Context(), &checkoutv1.ListCartRequest{User: 1})
+	wantCode(t, err, connect.CodeUnavailable, "ProductService is unavailable")
+	sys.faults.productDown.Store(false)
+
+	sys.faults.lomsDown.Store(true)
+	_, err = c.AddToCart(t.Context(), &checkoutv1.AddToCartRequest{User: 1, Sku: 3030, Count: 1})
+	wantCode(t, err, connect.CodeUnavailable, "LOMS is unavailable")
+	_, err = c.Purchase(t.Context(), &checkoutv1.PurchaseRequest{User: 1})
+	wantCode(t, err, connect.CodeUnavailable, "LOMS is unavailable")
+	sys.faults.lomsDown.Store(false)
+
+	if got := cartString(list(t, c, 1)); got != before {
+		t.Fatalf("cart %q after failures, want %q", got, before)
+	}
+	// The purchase that LOMS never saw goes through now.
+	res, err := c.Purchase(t.Context(), &checkoutv1.PurchaseRequest{User: 1})
+	if err != nil || res.GetStatus() != lomsv1.OrderStatus_ORDER_STATUS_AWAITING_PAYMENT {
+		t.Fatalf("purchase after LOMS came back: %v, %v", res, err)
+	}
+}
