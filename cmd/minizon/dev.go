@@ -4,39 +4,59 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"path/filepath"
+	"strconv"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/minizon/minizon/internal/envconf"
 	"github.com/minizon/minizon/internal/pgcluster"
 	"github.com/minizon/minizon/internal/platform"
+	"github.com/minizon/minizon/services/checkout"
 	"github.com/minizon/minizon/services/loms"
+	"github.com/minizon/minizon/services/product"
 )
 
-// devConfig is what only `minizon dev` reads.
-type devConfig struct {
+// devSettings are what only `minizon dev` reads.
+type devSettings struct {
 	// DataDir holds the embedded Postgres cluster (MINIZON_DATA_DIR).
 	DataDir string
 	// KafkaPort is the embedded broker's port, 0 for any free one
 	// (MINIZON_KAFKA_PORT).
 	KafkaPort int
-	// Seed adds the demo catalog's stock on start (MINIZON_SEED).
+	// Seed adds the demo catalog and its stock on start (MINIZON_SEED).
 	Seed bool
 }
 
-func readDevConfig(env *envconf.Reader) devConfig {
-	return devConfig{
+func readDevConfig(env *envconf.Reader) devSettings {
+	return devSettings{
 		DataDir:   env.String("MINIZON_DATA_DIR", ".minizon"),
 		KafkaPort: int(env.Int("MINIZON_KAFKA_PORT", 0, 0, 65535)),
 		Seed:      env.Bool("MINIZON_SEED", true),
 	}
 }
 
+// devConfig is every service's configuration as `minizon dev` read it, before
+// it fills in what it runs itself.
+type devConfig struct {
+	dev      devSettings
+	loms     loms.Config
+	checkout checkout.Config
+	product  product.Config
+}
+
+// DevToken is the ProductService token `minizon dev` accepts and Checkout
+// sends, unless PRODUCT_TOKENS and PRODUCT_TOKEN say otherwise; it is the one
+// the original public ProductService took.
+const DevToken = "testtoken"
+
 // runDev runs every service on one port, with a private Postgres cluster
 // unless DATABASE_URL is set and an in-process Kafka broker unless
-// KAFKA_BROKERS is set.
-func runDev(ctx context.Context, pcfg platform.Config, dcfg devConfig, lcfg loms.Config, out io.Writer) error {
+// KAFKA_BROKERS is set. Checkout reaches LOMS and ProductService over the
+// network like anywhere else, on this same port unless LOMS_ADDR or
+// PRODUCT_ADDR point elsewhere.
+func runDev(ctx context.Context, pcfg platform.Config, cfg devConfig, out io.Writer) error {
 	log := platform.NewLogger(pcfg.LogLevel)
 	// Take the port first: a second instance fails here, before touching
 	// anything of the first one's.
@@ -46,10 +66,11 @@ func runDev(ctx context.Context, pcfg platform.Config, dcfg devConfig, lcfg loms
 		return err
 	}
 	defer ln.Close()
+	self := dialAddr(ln.Addr())
 
-	serverURL := lcfg.DatabaseURL
+	serverURL := cfg.loms.DatabaseURL
 	if serverURL == "" {
-		dir, err := filepath.Abs(filepath.Join(dcfg.DataDir, "postgres"))
+		dir, err := filepath.Abs(filepath.Join(cfg.dev.DataDir, "postgres"))
 		if err != nil {
 			return fmt.Errorf("data dir: %w", err)
 		}
@@ -66,17 +87,21 @@ func runDev(ctx context.Context, pcfg platform.Config, dcfg devConfig, lcfg loms
 		log.Info("embedded postgres started", "dir", dir, "url", serverURL)
 	}
 	// One server, one database per service.
-	lomsURL, err := pgcluster.DatabaseURL(serverURL, "loms")
-	if err != nil {
-		return err
+	urls := map[string]string{}
+	for _, name := range []string{"loms", "checkout", "product"} {
+		if err := pgcluster.CreateDatabase(ctx, serverURL, name, ""); err != nil {
+			return err
+		}
+		if urls[name], err = pgcluster.DatabaseURL(serverURL, name); err != nil {
+			return err
+		}
 	}
-	if err := pgcluster.CreateDatabase(ctx, serverURL, "loms", ""); err != nil {
-		return err
-	}
-	lcfg.DatabaseURL = lomsURL
 
+	lcfg := cfg.loms
+	lcfg.DatabaseURL = urls["loms"]
+	lcfg.SeedDemo = cfg.dev.Seed
 	if len(lcfg.KafkaBrokers) == 0 {
-		broker, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(dcfg.KafkaPort),
+		broker, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(cfg.dev.KafkaPort),
 			kfake.AllowAutoTopicCreation(), kfake.DefaultNumPartitions(3))
 		if err != nil {
 			return fmt.Errorf("embedded kafka: %w", err)
@@ -86,16 +111,57 @@ func runDev(ctx context.Context, pcfg platform.Config, dcfg devConfig, lcfg loms
 		log.Info("embedded kafka started", "brokers", lcfg.KafkaBrokers)
 	}
 
-	lcfg.SeedDemo = dcfg.Seed
-	app, err := loms.Open(ctx, lcfg, log)
+	prcfg := cfg.product
+	prcfg.DatabaseURL = urls["product"]
+	prcfg.SeedDemo = cfg.dev.Seed
+	if len(prcfg.Tokens) == 0 {
+		prcfg.Tokens = []string{DevToken}
+	}
+
+	ccfg := cfg.checkout
+	ccfg.DatabaseURL = urls["checkout"]
+	if ccfg.LOMS.Addr == "" {
+		ccfg.LOMS.Addr = self
+	}
+	if ccfg.Product.Addr == "" {
+		ccfg.Product.Addr = self
+	}
+	if ccfg.Products.Token == "" {
+		ccfg.Products.Token = DevToken
+	}
+
+	lapp, err := loms.Open(ctx, lcfg, log)
 	if err != nil {
 		return err
 	}
-	defer app.Close(context.WithoutCancel(ctx))
+	defer lapp.Close(context.WithoutCancel(ctx))
+	papp, err := product.Open(ctx, prcfg, log)
+	if err != nil {
+		return err
+	}
+	defer papp.Close()
+	capp, err := checkout.Open(ctx, ccfg, log)
+	if err != nil {
+		return err
+	}
+	defer capp.Close()
 
-	app.Mount(srv)
+	lapp.Mount(srv)
+	papp.Mount(srv)
+	capp.Mount(srv)
 	printBanner(out, "http://"+ln.Addr().String(), lcfg.KafkaBrokers)
-	return srv.Run(ctx, ln, app.Workers()...)
+	return srv.Run(ctx, ln, lapp.Workers()...)
+}
+
+// dialAddr is the address to reach a listener at from this host: a
+// wildcard listen address is not one to dial, and a wildcard listener
+// (dual-stack for "::") takes IPv4 loopback connections.
+func dialAddr(a net.Addr) string {
+	tcp, ok := a.(*net.TCPAddr)
+	if !ok || !tcp.IP.IsUnspecified() {
+		return a.String()
+	}
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(tcp.Port))
 }
 
 func printBanner(out io.Writer, base string, brokers []string) {

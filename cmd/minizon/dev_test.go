@@ -36,6 +36,7 @@ func TestDevRunsTheWholeSystem(t *testing.T) {
 	for k, v := range map[string]string{
 		"MINIZON_ADDR": "127.0.0.1:0", "MINIZON_DATA_DIR": dir, "MINIZON_LOG_LEVEL": "warn",
 		"DATABASE_URL": "", "KAFKA_BROKERS": "", "LOMS_PAYMENT_TIMEOUT": "", "MINIZON_KAFKA_PORT": "",
+		"LOMS_ADDR": "", "PRODUCT_ADDR": "", "PRODUCT_TOKEN": "", "PRODUCT_TOKENS": "",
 	} {
 		t.Setenv(k, v)
 	}
@@ -107,6 +108,45 @@ func TestDevRunsTheWholeSystem(t *testing.T) {
 	if len(events) != 6 {
 		t.Fatalf("%d events in Kafka, want 6", len(events))
 	}
+
+	// The catalog is seeded and Checkout buys through LOMS on the same port.
+	productURL := base + "/route256.product.ProductService/"
+	var product struct {
+		Name  string
+		Price int
+	}
+	call(t, productURL+"GetProduct", `{"token": "testtoken", "sku": 773587830}`, &product)
+	if product.Name == "" || product.Price == 0 {
+		t.Fatalf("sample product %+v", product)
+	}
+	checkoutURL := base + "/minizon.checkout.v1.CheckoutService/"
+	call(t, checkoutURL+"AddToCart", `{"user": 6, "sku": 773587830, "count": 3}`, nil)
+	var listing struct {
+		Items []struct {
+			Sku, Count int
+			Name       string
+			Price      int
+		}
+		TotalPrice string
+	}
+	call(t, checkoutURL+"ListCart", `{"user": 6}`, &listing)
+	if len(listing.Items) != 1 || listing.Items[0].Name != product.Name || listing.TotalPrice != strconv.Itoa(3*product.Price) {
+		t.Fatalf("cart %+v, product %+v", listing, product)
+	}
+	var purchase struct {
+		OrderID string `json:"orderId"`
+		Status  string
+	}
+	call(t, checkoutURL+"Purchase", `{"user": 6}`, &purchase)
+	if purchase.Status != "ORDER_STATUS_AWAITING_PAYMENT" {
+		t.Fatalf("purchase %+v", purchase)
+	}
+	listing.Items = nil
+	call(t, checkoutURL+"ListCart", `{"user": 6}`, &listing)
+	if len(listing.Items) != 0 {
+		t.Fatalf("cart after purchase: %+v", listing)
+	}
+	call(t, lomsURL+"OrderPayed", `{"orderId": `+purchase.OrderID+`}`, nil)
 
 	cancel()
 	select {

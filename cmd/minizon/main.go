@@ -13,8 +13,11 @@ import (
 const usage = `usage: minizon <command>
 
 commands:
-  dev    run every service on one port with embedded Postgres and Kafka
-  loms   run LOMS alone against DATABASE_URL and KAFKA_BROKERS
+  dev                     run every service on one port with embedded Postgres and Kafka
+  loms                    run LOMS alone against DATABASE_URL and KAFKA_BROKERS
+  checkout                run Checkout alone against DATABASE_URL, LOMS_ADDR and PRODUCT_ADDR
+  product                 run ProductService alone against DATABASE_URL
+  product import FILE.csv load a catalog (sku,name,price) into DATABASE_URL's products
 
 Configuration is read from environment variables; see README.md.
 `
