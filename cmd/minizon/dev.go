@@ -169,11 +169,12 @@ func printBanner(out io.Writer, base string, brokers []string) {
 Kafka brokers: %[2]v (topic loms.order-events)
 
 Try it:
+  curl -H 'Content-Type: application/json' -d '{"user": 1, "sku": 773297411, "count": 2}' \
+    %[1]s/minizon.checkout.v1.CheckoutService/AddToCart
+  curl -H 'Content-Type: application/json' -d '{"user": 1}' %[1]s/minizon.checkout.v1.CheckoutService/ListCart
+  curl -H 'Content-Type: application/json' -d '{"user": 1}' %[1]s/minizon.checkout.v1.CheckoutService/Purchase
   go tool -modfile=tools/go.mod buf curl --protocol grpc --http2-prior-knowledge \
     --data '{"sku": 773297411}' %[1]s/minizon.loms.v1.LomsService/Stocks
-  curl -H 'Content-Type: application/json' \
-    -d '{"user": 1, "items": [{"sku": 773297411, "count": 2}]}' \
-    %[1]s/minizon.loms.v1.LomsService/CreateOrder
 
 Press Ctrl+C to stop.
 `, base, brokers)

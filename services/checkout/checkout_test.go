@@ -66,7 +66,7 @@ type system struct {
 
 // stock: sku 1001 has 10 units over two warehouses, 2002 has 1, skus
 // 3000..3049 have 100 each; every one of them is in the catalog.
-func start(t *testing.T) *system {
+func start(t testing.TB) *system {
 	t.Helper()
 	f := &faults{}
 	sys := &system{faults: f}
@@ -127,14 +127,20 @@ func start(t *testing.T) *system {
 
 // startCheckout runs a Checkout on the given cart database, in front of the
 // system's LOMS and ProductService, and returns its base URL.
-func (s *system) startCheckout(t *testing.T, dbURL string) string {
+func (s *system) startCheckout(t testing.TB, dbURL string) string {
+	t.Helper()
+	return s.startCheckoutWith(t, dbURL, checkout.DefaultProductCacheTTL)
+}
+
+// startCheckoutWith is startCheckout with a product cache TTL, 0 for none.
+func (s *system) startCheckoutWith(t testing.TB, dbURL string, cacheTTL time.Duration) string {
 	t.Helper()
 	cfg := checkout.Config{
 		DatabaseURL: dbURL,
 		LOMS:        rpcclient.Config{Addr: s.lomsAddr, Protocol: rpcclient.ProtocolGRPC, Timeout: 2 * time.Second},
 		Product:     rpcclient.Config{Addr: s.prodAddr, Protocol: rpcclient.ProtocolGRPC, Timeout: 2 * time.Second},
 		Products: products.Config{Token: "testtoken", Concurrency: checkout.DefaultProductConcurrency,
-			CacheTTL: checkout.DefaultProductCacheTTL, CacheSize: 1000},
+			CacheTTL: cacheTTL, CacheSize: 1000},
 	}
 	app, err := checkout.Open(t.Context(), cfg, quiet)
 	if err != nil {
@@ -146,7 +152,7 @@ func (s *system) startCheckout(t *testing.T, dbURL string) string {
 	return "http://" + serve(t, srv.Handler())
 }
 
-func newPool(t *testing.T, url string) *pgxpool.Pool {
+func newPool(t testing.TB, url string) *pgxpool.Pool {
 	t.Helper()
 	pool, err := pgxpool.New(t.Context(), url)
 	if err != nil {
@@ -157,7 +163,7 @@ func newPool(t *testing.T, url string) *pgxpool.Pool {
 }
 
 // serve runs h on a loopback port over HTTP/1.1 and cleartext HTTP/2.
-func serve(t *testing.T, h http.Handler) string {
+func serve(t testing.TB, h http.Handler) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

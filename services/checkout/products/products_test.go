@@ -74,7 +74,7 @@ func grpcOnly(h http.Handler) http.Handler {
 }
 
 // serve runs h on a loopback port over HTTP/1.1 and cleartext HTTP/2.
-func serve(t *testing.T, h http.Handler) string {
+func serve(t testing.TB, h http.Handler) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -89,14 +89,14 @@ func serve(t *testing.T, h http.Handler) string {
 	return ln.Addr().String()
 }
 
-func startCatalog(t *testing.T, delay time.Duration) (*catalog, string) {
+func startCatalog(t testing.TB, delay time.Duration) (*catalog, string) {
 	t.Helper()
 	c := &catalog{delay: delay}
 	_, h := productconnect.NewProductServiceHandler(c)
 	return c, serve(t, grpcOnly(h))
 }
 
-func newClient(t *testing.T, addr string, timeout time.Duration, cfg products.Config) *products.Client {
+func newClient(t testing.TB, addr string, timeout time.Duration, cfg products.Config) *products.Client {
 	t.Helper()
 	dep, err := rpcclient.New("ProductService", rpcclient.Config{Addr: addr, Protocol: rpcclient.ProtocolGRPC, Timeout: timeout},
 		slog.New(slog.NewTextHandler(io.Discard, nil)))
