@@ -149,7 +149,7 @@ func runDev(ctx context.Context, pcfg platform.Config, cfg devConfig, out io.Wri
 	lapp.Mount(srv)
 	papp.Mount(srv)
 	capp.Mount(srv)
-	printBanner(out, "http://"+ln.Addr().String(), lcfg.KafkaBrokers)
+	printBanner(out, "http://"+ln.Addr().String(), lcfg.KafkaBrokers, serverURL)
 	return srv.Run(ctx, ln, lapp.Workers()...)
 }
 
@@ -164,9 +164,10 @@ func dialAddr(a net.Addr) string {
 	return net.JoinHostPort("127.0.0.1", strconv.Itoa(tcp.Port))
 }
 
-func printBanner(out io.Writer, base string, brokers []string) {
+func printBanner(out io.Writer, base string, brokers []string, postgres string) {
 	fmt.Fprintf(out, `miniZON is running at %[1]s (Connect, gRPC and gRPC-Web on one port)
 Kafka brokers: %[2]v (topic loms.order-events)
+Postgres: %[3]s (databases loms, checkout, product)
 
 Try it:
   curl -H 'Content-Type: application/json' -d '{"user": 1, "sku": 773297411, "count": 2}' \
@@ -177,5 +178,5 @@ Try it:
     --data '{"sku": 773297411}' %[1]s/minizon.loms.v1.LomsService/Stocks
 
 Press Ctrl+C to stop.
-`, base, brokers)
+`, base, brokers, postgres)
 }

@@ -28,3 +28,27 @@ func TestUnknownCommandPrintsUsage(t *testing.T) {
 		t.Fatalf("err %v, output %q", err, out.String())
 	}
 }
+
+func TestCheckoutAndProductRefuseToStartWithoutTheirSettings(t *testing.T) {
+	for k, v := range map[string]string{
+		"DATABASE_URL": "", "LOMS_ADDR": "", "PRODUCT_ADDR": "ftp://x", "PRODUCT_TOKEN": "", "PRODUCT_TOKENS": "",
+		"PRODUCT_PROTOCOL": "soap", "PRODUCT_CONCURRENCY": "0",
+	} {
+		t.Setenv(k, v)
+	}
+	err := run(t.Context(), []string{"checkout"}, io.Discard)
+	for _, name := range []string{"DATABASE_URL", "LOMS_ADDR", "PRODUCT_ADDR", "PRODUCT_TOKEN", "PRODUCT_PROTOCOL", "PRODUCT_CONCURRENCY"} {
+		if err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("checkout: error %v does not name %s", err, name)
+		}
+	}
+	err = run(t.Context(), []string{"product"}, io.Discard)
+	for _, name := range []string{"DATABASE_URL", "PRODUCT_TOKENS"} {
+		if err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("product: error %v does not name %s", err, name)
+		}
+	}
+	if err := run(t.Context(), []string{"product", "export"}, io.Discard); err == nil {
+		t.Error("product export: no error")
+	}
+}
