@@ -13,14 +13,14 @@ import (
 // listing looks every product up) and with the default 10 s cache.
 func BenchmarkListCart(b *testing.B) {
 	sys := start(b)
-	c := clients(sys.checkout)["grpc"]
+	c := clients(b, sys.checkout)["grpc"]
 	for sku := uint32(3000); sku < 3050; sku++ {
 		if _, err := c.AddToCart(b.Context(), &checkoutv1.AddToCartRequest{User: 1, Sku: sku, Count: 1}); err != nil {
 			b.Fatal(err)
 		}
 	}
 	sys.faults.productDelay.Store(int64(50 * time.Millisecond))
-	uncached := clients(sys.startCheckoutWith(b, sys.cartDBURL, 0))["grpc"]
+	uncached := clients(b, sys.startCheckoutWith(b, sys.cartDBURL, 0))["grpc"]
 	for _, bc := range []struct {
 		name string
 		c    interface {

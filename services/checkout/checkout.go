@@ -149,12 +149,5 @@ func Run(ctx context.Context, pcfg platform.Config, cfg Config, log *slog.Logger
 		return err
 	}
 	defer app.Close()
-	srv := platform.NewServer(pcfg, log)
-	app.Mount(srv)
-	ln, err := srv.Listen()
-	if err != nil {
-		return err
-	}
-	log.Info("checkout listening", "addr", ln.Addr().String())
-	return srv.Run(ctx, ln)
+	return platform.RunService(ctx, pcfg, log, "checkout", app.Mount)
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -25,6 +24,7 @@ import (
 	"github.com/minizon/minizon/internal/pgtest"
 	"github.com/minizon/minizon/internal/platform"
 	"github.com/minizon/minizon/internal/rpcclient"
+	"github.com/minizon/minizon/internal/rpctest"
 	"github.com/minizon/minizon/services/checkout"
 	"github.com/minizon/minizon/services/checkout/products"
 	"github.com/minizon/minizon/services/loms"
@@ -96,7 +96,7 @@ func start(t testing.TB) *system {
 	}
 	lsrv := platform.NewServer(platform.Config{MaxBodyBytes: 1 << 20}, quiet)
 	lapp.Mount(lsrv)
-	sys.lomsAddr = serve(t, f.lomsFaults(lsrv.Handler()))
+	sys.lomsAddr = rpctest.Serve(t, f.lomsFaults(lsrv.Handler()))
 
 	prodURL := migrated("product")
 	papp, err := product.Open(t.Context(), product.Config{DatabaseURL: prodURL, Tokens: []string{"testtoken"}}, quiet)
@@ -115,7 +115,7 @@ func start(t testing.TB) *system {
 	psrv := platform.NewServer(platform.Config{MaxBodyBytes: 1 << 20}, quiet)
 	papp.Mount(psrv)
 	// The original ProductService spoke gRPC only; so does this one here.
-	sys.prodAddr = serve(t, f.productFaults(grpcOnly(psrv.Handler())))
+	sys.prodAddr = rpctest.Serve(t, f.productFaults(rpctest.GRPCOnly(psrv.Handler())))
 
 	sys.cartDBURL = migrated("checkout")
 	sys.checkout = sys.startCheckout(t, sys.cartDBURL)
@@ -149,7 +149,7 @@ func (s *system) startCheckoutWith(t testing.TB, dbURL string, cacheTTL time.Dur
 	t.Cleanup(app.Close)
 	srv := platform.NewServer(platform.Config{MaxBodyBytes: 1 << 20}, quiet)
 	app.Mount(srv)
-	return "http://" + serve(t, srv.Handler())
+	return "http://" + rpctest.Serve(t, srv.Handler())
 }
 
 func newPool(t testing.TB, url string) *pgxpool.Pool {
@@ -160,33 +160,6 @@ func newPool(t testing.TB, url string) *pgxpool.Pool {
 	}
 	t.Cleanup(pool.Close)
 	return pool
-}
-
-// serve runs h on a loopback port over HTTP/1.1 and cleartext HTTP/2.
-func serve(t testing.TB, h http.Handler) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := new(http.Protocols)
-	p.SetHTTP1(true)
-	p.SetUnencryptedHTTP2(true)
-	srv := &http.Server{Handler: h, Protocols: p}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	return ln.Addr().String()
-}
-
-func grpcOnly(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ct := r.Header.Get("Content-Type")
-		if !strings.HasPrefix(ct, "application/grpc") || strings.HasPrefix(ct, "application/grpc-web") {
-			http.Error(w, "gRPC only", http.StatusUnsupportedMediaType)
-			return
-		}
-		h.ServeHTTP(w, r)
-	})
 }
 
 func (f *faults) productFaults(h http.Handler) http.Handler {
@@ -223,18 +196,9 @@ func (f *faults) lomsFaults(h http.Handler) http.Handler {
 // users gives each protocol's subtest a user of its own.
 var users = map[string]int64{"connect": 1, "grpc": 2, "grpcweb": 3}
 
-// clients returns a CheckoutService client per protocol: Connect (JSON) and
-// gRPC-Web over HTTP/1.1, gRPC over cleartext HTTP/2.
-func clients(base string) map[string]checkoutv1connect.CheckoutServiceClient {
-	h1 := &http.Client{}
-	p := new(http.Protocols)
-	p.SetUnencryptedHTTP2(true)
-	h2 := &http.Client{Transport: &http.Transport{Protocols: p}}
-	return map[string]checkoutv1connect.CheckoutServiceClient{
-		"connect": checkoutv1connect.NewCheckoutServiceClient(h1, base, connect.WithProtoJSON()),
-		"grpc":    checkoutv1connect.NewCheckoutServiceClient(h2, base, connect.WithGRPC()),
-		"grpcweb": checkoutv1connect.NewCheckoutServiceClient(h1, base, connect.WithGRPCWeb()),
-	}
+// clients returns a CheckoutService client per protocol.
+func clients(t testing.TB, base string) map[string]checkoutv1connect.CheckoutServiceClient {
+	return rpctest.Clients(t, base, checkoutv1connect.NewCheckoutServiceClient)
 }
 
 func add(t *testing.T, c checkoutv1connect.CheckoutServiceClient, user int64, sku, count uint32) {
@@ -288,7 +252,7 @@ func TestPurchaseJourney(t *testing.T) {
 	t.Parallel()
 	sys := start(t)
 	user := int64(10)
-	for name, c := range clients(sys.checkout) {
+	for name, c := range clients(t, sys.checkout) {
 		t.Run(name, func(t *testing.T) {
 			user := user + users[name] // one user per protocol
 			add(t, c, user, 1001, 2)
@@ -326,7 +290,7 @@ func TestPurchaseJourney(t *testing.T) {
 func TestFailedPurchaseKeepsTheCart(t *testing.T) {
 	t.Parallel()
 	sys := start(t)
-	c := clients(sys.checkout)["grpc"]
+	c := clients(t, sys.checkout)["grpc"]
 	add(t, c, 1, 1001, 8)
 	add(t, c, 1, 2002, 1)
 	before := cartString(list(t, c, 1))
@@ -362,7 +326,7 @@ func TestFailedPurchaseKeepsTheCart(t *testing.T) {
 func TestConcurrentPurchasesMakeOneOrder(t *testing.T) {
 	t.Parallel()
 	sys := start(t)
-	for name, c := range clients(sys.checkout) {
+	for name, c := range clients(t, sys.checkout) {
 		t.Run(name, func(t *testing.T) {
 			user := 100 + users[name]
 			add(t, c, user, 3010, 2)
@@ -405,7 +369,7 @@ func TestConcurrentPurchasesMakeOneOrder(t *testing.T) {
 func TestRetryAfterLostResponseReturnsTheSameOrder(t *testing.T) {
 	t.Parallel()
 	sys := start(t)
-	c := clients(sys.checkout)["connect"]
+	c := clients(t, sys.checkout)["connect"]
 	add(t, c, 5, 3020, 1)
 	sys.faults.dropCreate.Store(1)
 	if _, err := c.Purchase(t.Context(), &checkoutv1.PurchaseRequest{User: 5}); err == nil {
@@ -444,7 +408,7 @@ func TestRetryAfterLostResponseReturnsTheSameOrder(t *testing.T) {
 func TestCartRules(t *testing.T) {
 	t.Parallel()
 	sys := start(t)
-	c := clients(sys.checkout)["connect"]
+	c := clients(t, sys.checkout)["connect"]
 	add(t, c, 1, 1001, 9)
 	_, err := c.AddToCart(t.Context(), &checkoutv1.AddToCartRequest{User: 1, Sku: 1001, Count: 2})
 	wantCode(t, err, connect.CodeFailedPrecondition, "sku 1001: the cart would hold 11 units, the warehouses have 10")
@@ -477,7 +441,7 @@ func TestCartRules(t *testing.T) {
 func TestBadInput(t *testing.T) {
 	t.Parallel()
 	sys := start(t)
-	for name, c := range clients(sys.checkout) {
+	for name, c := range clients(t, sys.checkout) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			ctx := t.Context()
@@ -548,7 +512,7 @@ func TestMalformedJSONIsInvalidArgument(t *testing.T) {
 func TestListCartOfFiftyItemsOverlapsLookups(t *testing.T) {
 	t.Parallel()
 	sys := start(t)
-	c := clients(sys.checkout)["grpc"]
+	c := clients(t, sys.checkout)["grpc"]
 	for sku := uint32(3000); sku < 3050; sku++ {
 		add(t, c, 1, sku, 1)
 	}
@@ -578,13 +542,13 @@ func TestListCartOfFiftyItemsOverlapsLookups(t *testing.T) {
 func TestDependencyDown(t *testing.T) {
 	t.Parallel()
 	sys := start(t)
-	c := clients(sys.checkout)["grpcweb"]
+	c := clients(t, sys.checkout)["grpcweb"]
 	add(t, c, 1, 3030, 2)
 	before := cartString(list(t, c, 1))
 
 	sys.faults.productDown.Store(true)
 	// A fresh Checkout: the other one has the products cached.
-	fresh := clients(sys.startCheckout(t, sys.cartDBURL))["grpcweb"]
+	fresh := clients(t, sys.startCheckout(t, sys.cartDBURL))["grpcweb"]
 	_, err := fresh.ListCart(t.Context(), &checkoutv1.ListCartRequest{User: 1})
 	wantCode(t, err, connect.CodeUnavailable, "ProductService is unavailable")
 	sys.faults.productDown.Store(false)

@@ -232,12 +232,5 @@ func Run(ctx context.Context, pcfg platform.Config, cfg Config, log *slog.Logger
 		return err
 	}
 	defer app.Close(context.WithoutCancel(ctx))
-	srv := platform.NewServer(pcfg, log)
-	app.Mount(srv)
-	ln, err := srv.Listen()
-	if err != nil {
-		return err
-	}
-	log.Info("loms listening", "addr", ln.Addr().String())
-	return srv.Run(ctx, ln, app.Workers()...)
+	return platform.RunService(ctx, pcfg, log, "loms", app.Mount, app.Workers()...)
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/minizon/minizon/internal/migrate"
 	"github.com/minizon/minizon/internal/pgtest"
 	"github.com/minizon/minizon/internal/platform"
+	"github.com/minizon/minizon/internal/rpctest"
 	"github.com/minizon/minizon/services/loms"
 	"github.com/minizon/minizon/services/loms/order"
 	"github.com/minizon/minizon/services/loms/outbox"
@@ -95,18 +96,9 @@ func startLOMS(t *testing.T, paymentTimeout time.Duration) env {
 	return env{base: "http://" + ln.Addr().String(), pool: pool}
 }
 
-// clients returns a LomsService client per protocol: Connect (JSON) and
-// gRPC-Web over HTTP/1.1, gRPC over cleartext HTTP/2.
-func clients(base string) map[string]lomsv1connect.LomsServiceClient {
-	h1 := &http.Client{}
-	p := new(http.Protocols)
-	p.SetUnencryptedHTTP2(true)
-	h2 := &http.Client{Transport: &http.Transport{Protocols: p}}
-	return map[string]lomsv1connect.LomsServiceClient{
-		"connect": lomsv1connect.NewLomsServiceClient(h1, base, connect.WithProtoJSON()),
-		"grpc":    lomsv1connect.NewLomsServiceClient(h2, base, connect.WithGRPC()),
-		"grpcweb": lomsv1connect.NewLomsServiceClient(h1, base, connect.WithGRPCWeb()),
-	}
+// clients returns a LomsService client per protocol.
+func clients(t testing.TB, base string) map[string]lomsv1connect.LomsServiceClient {
+	return rpctest.Clients(t, base, lomsv1connect.NewLomsServiceClient)
 }
 
 func stocks(t *testing.T, c lomsv1connect.LomsServiceClient, sku uint32) map[int64]uint64 {
@@ -125,7 +117,7 @@ func stocks(t *testing.T, c lomsv1connect.LomsServiceClient, sku uint32) map[int
 func TestOrderLifecycleOverEveryProtocol(t *testing.T) {
 	t.Parallel()
 	e := startLOMS(t, time.Minute)
-	for name, c := range clients(e.base) {
+	for name, c := range clients(t, e.base) {
 		t.Run(name, func(t *testing.T) {
 			ctx := t.Context()
 			before := stocks(t, c, 1001)
@@ -191,7 +183,7 @@ func TestOrderLifecycleOverEveryProtocol(t *testing.T) {
 func TestShortStockGivesFailedOrder(t *testing.T) {
 	t.Parallel()
 	e := startLOMS(t, time.Minute)
-	c := clients(e.base)["grpc"]
+	c := clients(t, e.base)["grpc"]
 	res, err := c.CreateOrder(t.Context(), &lomsv1.CreateOrderRequest{
 		User: 1, Items: []*lomsv1.OrderItem{{Sku: 1001, Count: 1}, {Sku: 2002, Count: 2}},
 	})
@@ -214,7 +206,7 @@ func TestShortStockGivesFailedOrder(t *testing.T) {
 func TestUnpaidOrderIsCancelledAfterTheWindow(t *testing.T) {
 	t.Parallel()
 	e := startLOMS(t, 300*time.Millisecond)
-	c := clients(e.base)["connect"]
+	c := clients(t, e.base)["connect"]
 	ctx := t.Context()
 	res, err := c.CreateOrder(ctx, &lomsv1.CreateOrderRequest{User: 1, Items: []*lomsv1.OrderItem{{Sku: 2002, Count: 1}}})
 	if err != nil {
@@ -292,7 +284,7 @@ func TestBadInputIsRejectedWithoutWrites(t *testing.T) {
 			return err
 		}, connect.CodeNotFound, "order_id"},
 	}
-	for proto, c := range clients(e.base) {
+	for proto, c := range clients(t, e.base) {
 		for _, tc := range cases {
 			t.Run(proto+"/"+tc.name, func(t *testing.T) {
 				wantCode(t, tc.call(c), tc.code, tc.field)
@@ -334,7 +326,7 @@ func TestBadInputIsRejectedWithoutWrites(t *testing.T) {
 	if orders != 0 || events != 0 {
 		t.Fatalf("bad input wrote %d orders and %d events", orders, events)
 	}
-	if got := stocks(t, clients(e.base)["connect"], 1001); sum(got) != 10 {
+	if got := stocks(t, clients(t, e.base)["connect"], 1001); sum(got) != 10 {
 		t.Fatalf("bad input changed stock: %v", got)
 	}
 }
@@ -344,7 +336,7 @@ func TestBadInputIsRejectedWithoutWrites(t *testing.T) {
 func TestConcurrentRPCsNeverOversell(t *testing.T) {
 	t.Parallel()
 	e := startLOMS(t, time.Minute)
-	c := clients(e.base)["grpc"]
+	c := clients(t, e.base)["grpc"]
 	var mu sync.Mutex
 	count := map[lomsv1.OrderStatus]int{}
 	var wg sync.WaitGroup

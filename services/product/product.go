@@ -143,14 +143,7 @@ func Run(ctx context.Context, pcfg platform.Config, cfg Config, log *slog.Logger
 		return err
 	}
 	defer app.Close()
-	srv := platform.NewServer(pcfg, log)
-	app.Mount(srv)
-	ln, err := srv.Listen()
-	if err != nil {
-		return err
-	}
-	log.Info("product listening", "addr", ln.Addr().String())
-	return srv.Run(ctx, ln)
+	return platform.RunService(ctx, pcfg, log, "product", app.Mount)
 }
 
 // Import loads the CSV file at path into the catalog of databaseURL:

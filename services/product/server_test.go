@@ -23,6 +23,7 @@ import (
 	"github.com/minizon/minizon/internal/migrate"
 	"github.com/minizon/minizon/internal/pgtest"
 	"github.com/minizon/minizon/internal/platform"
+	"github.com/minizon/minizon/internal/rpctest"
 	"github.com/minizon/minizon/internal/seed"
 	"github.com/minizon/minizon/services/product"
 	"github.com/minizon/minizon/services/product/catalog"
@@ -101,17 +102,7 @@ func startProduct(t *testing.T) (string, *syncBuffer) {
 // clients returns a ProductService client per protocol: Connect (JSON) and
 // gRPC-Web over HTTP/1.1, gRPC over cleartext HTTP/2.
 func clients(t *testing.T, base string) map[string]productconnect.ProductServiceClient {
-	h1 := &http.Client{Transport: &http.Transport{}}
-	p := new(http.Protocols)
-	p.SetUnencryptedHTTP2(true)
-	h2 := &http.Client{Transport: &http.Transport{Protocols: p}}
-	t.Cleanup(h1.CloseIdleConnections)
-	t.Cleanup(h2.CloseIdleConnections)
-	return map[string]productconnect.ProductServiceClient{
-		"connect": productconnect.NewProductServiceClient(h1, base, connect.WithProtoJSON()),
-		"grpc":    productconnect.NewProductServiceClient(h2, base, connect.WithGRPC()),
-		"grpcweb": productconnect.NewProductServiceClient(h1, base, connect.WithGRPCWeb()),
-	}
+	return rpctest.Clients(t, base, productconnect.NewProductServiceClient)
 }
 
 func TestProductServiceOverEveryProtocol(t *testing.T) {

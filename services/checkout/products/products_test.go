@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,6 +19,7 @@ import (
 	"github.com/minizon/minizon/gen/route256/product"
 	"github.com/minizon/minizon/gen/route256/product/productconnect"
 	"github.com/minizon/minizon/internal/rpcclient"
+	"github.com/minizon/minizon/internal/rpctest"
 	"github.com/minizon/minizon/services/checkout/cart"
 	"github.com/minizon/minizon/services/checkout/products"
 )
@@ -61,39 +61,11 @@ func (c *catalog) GetProduct(ctx context.Context, req *product.GetProductRequest
 	return &product.GetProductResponse{Name: fmt.Sprintf("Product %d", req.GetSku()), Price: req.GetSku() * 10}, nil
 }
 
-// grpcOnly refuses every protocol but gRPC, as the original ProductService did.
-func grpcOnly(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ct := r.Header.Get("Content-Type")
-		if !strings.HasPrefix(ct, "application/grpc") || strings.HasPrefix(ct, "application/grpc-web") {
-			http.Error(w, "gRPC only", http.StatusUnsupportedMediaType)
-			return
-		}
-		h.ServeHTTP(w, r)
-	})
-}
-
-// serve runs h on a loopback port over HTTP/1.1 and cleartext HTTP/2.
-func serve(t testing.TB, h http.Handler) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := new(http.Protocols)
-	p.SetHTTP1(true)
-	p.SetUnencryptedHTTP2(true)
-	srv := &http.Server{Handler: h, Protocols: p}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	return ln.Addr().String()
-}
-
 func startCatalog(t testing.TB, delay time.Duration) (*catalog, string) {
 	t.Helper()
 	c := &catalog{delay: delay}
 	_, h := productconnect.NewProductServiceHandler(c)
-	return c, serve(t, grpcOnly(h))
+	return c, rpctest.Serve(t, rpctest.GRPCOnly(h))
 }
 
 func newClient(t testing.TB, addr string, timeout time.Duration, cfg products.Config) *products.Client {
