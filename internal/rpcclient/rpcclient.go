@@ -101,6 +101,9 @@ func BaseURL(addr string) (string, error) {
 	return strings.TrimSuffix(u.String(), "/"), nil
 }
 
+// compressMinBytes is the smallest request body worth compressing.
+const compressMinBytes = 1024
+
 // Dependency is one remote service as its caller sees it.
 type Dependency struct {
 	// Name is the service's name in messages and logs ("LOMS").
@@ -145,7 +148,9 @@ func New(name string, cfg Config, log *slog.Logger) (*Dependency, error) {
 		MaxIdleConnsPerHost: 64,
 		IdleConnTimeout:     90 * time.Second,
 	}
-	var opts []connect.ClientOption
+	// Small messages are not worth gzip's CPU on either side; Go's HTTP
+	// client would otherwise ask for compressed answers of any size.
+	opts := []connect.ClientOption{connect.WithCompressMinBytes(compressMinBytes)}
 	switch protocol {
 	case ProtocolGRPC:
 		opts = append(opts, connect.WithGRPC())

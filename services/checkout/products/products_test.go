@@ -30,12 +30,13 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // below 1,000,000, and counts what it is asked.
 type catalog struct {
 	productconnect.UnimplementedProductServiceHandler
-	delay    time.Duration
-	calls    atomic.Int64
-	inFlight atomic.Int64
-	peak     atomic.Int64
-	mu       sync.Mutex
-	times    []time.Time
+	delay     time.Duration
+	calls     atomic.Int64
+	inFlight  atomic.Int64
+	peak      atomic.Int64
+	mu        sync.Mutex
+	times     []time.Time
+	deadlines []time.Time // the deadline each call arrived with; zero for none
 }
 
 func (c *catalog) GetProduct(ctx context.Context, req *product.GetProductRequest) (*product.GetProductResponse, error) {
@@ -44,8 +45,10 @@ func (c *catalog) GetProduct(ctx context.Context, req *product.GetProductRequest
 	defer c.inFlight.Add(-1)
 	for p := c.peak.Load(); n > p && !c.peak.CompareAndSwap(p, n); p = c.peak.Load() {
 	}
+	dl, _ := ctx.Deadline()
 	c.mu.Lock()
 	c.times = append(c.times, time.Now())
+	c.deadlines = append(c.deadlines, dl)
 	c.mu.Unlock()
 	if req.GetToken() != "testtoken" {
 		return nil, connect.NewError(connect.CodeUnauthenticated, errors.New("token: not accepted"))
@@ -307,5 +310,32 @@ func TestFailures(t *testing.T) {
 				t.Fatalf("failed after %v: the timeout is 200ms", d)
 			}
 		})
+	}
+}
+
+// Every call carries the caller's deadline to ProductService, capped by the
+// timeout, so the server stops working when nobody waits any more.
+func TestCallsCarryTheDeadline(t *testing.T) {
+	t.Parallel()
+	cat, addr := startCatalog(t, 0)
+	c := newClient(t, addr, 3*time.Second, products.Config{Concurrency: 1})
+	ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+	defer cancel()
+	callerDeadline, _ := ctx.Deadline()
+	if _, err := c.Product(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if _, err := c.Product(t.Context(), 2); err != nil {
+		t.Fatal(err)
+	}
+	cat.mu.Lock()
+	defer cat.mu.Unlock()
+	// Deadlines travel as a relative timeout, so allow for transit.
+	if got := cat.deadlines[0]; got.IsZero() || got.After(callerDeadline.Add(50*time.Millisecond)) {
+		t.Errorf("with a 1s caller deadline the server saw %v, want by %v", got, callerDeadline)
+	}
+	if got := cat.deadlines[1]; got.IsZero() || got.After(start.Add(3*time.Second+50*time.Millisecond)) {
+		t.Errorf("without a caller deadline the server saw %v, want the 3s cap from %v", got, start)
 	}
 }
