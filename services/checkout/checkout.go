@@ -14,6 +14,7 @@ import (
 	"github.com/minizon/minizon/gen/minizon/checkout/v1/checkoutv1connect"
 	"github.com/minizon/minizon/internal/envconf"
 	"github.com/minizon/minizon/internal/migrate"
+	"github.com/minizon/minizon/internal/pgpool"
 	"github.com/minizon/minizon/internal/platform"
 	"github.com/minizon/minizon/internal/rpcclient"
 	"github.com/minizon/minizon/services/checkout/cart"
@@ -102,9 +103,9 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	if err := migrate.Up(ctx, cfg.DatabaseURL, "checkout"); err != nil {
 		return nil, fmt.Errorf("checkout database: %w", err)
 	}
-	pool, err := pgxpool.New(ctx, cfg.DatabaseURL)
+	pool, err := pgpool.New(ctx, "checkout", cfg.DatabaseURL)
 	if err != nil {
-		return nil, fmt.Errorf("checkout database: %w", err)
+		return nil, err
 	}
 	lomsDep, err := rpcclient.New("LOMS", cfg.LOMS, log)
 	if err != nil {

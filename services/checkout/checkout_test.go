@@ -395,10 +395,22 @@ func TestRetryAfterLostResponseReturnsTheSameOrder(t *testing.T) {
 	if got, want := cartString(list(t, c, 5)), "3021×4 Item 3021 @3021; = 12084"; got != want {
 		t.Fatalf("cart %q, want %q", got, want)
 	}
-	// The next Purchase is a new one.
+	// Asked again with the cart unchanged since, Purchase answers with the
+	// same order: a client whose answer from Checkout was lost retries too.
+	again, err := c.Purchase(t.Context(), &checkoutv1.PurchaseRequest{User: 5})
+	if err != nil || again.GetOrderId() != res.GetOrderId() || again.GetStatus() != res.GetStatus() {
+		t.Fatalf("repeated purchase %v, %v; want %v", again, err, res)
+	}
+	// Once the cart changes, Purchase buys what is in it.
+	if _, err := c.DeleteFromCart(t.Context(), &checkoutv1.DeleteFromCartRequest{User: 5, Sku: 3021, Count: 1}); err != nil {
+		t.Fatal(err)
+	}
 	next, err := c.Purchase(t.Context(), &checkoutv1.PurchaseRequest{User: 5})
 	if err != nil || next.GetOrderId() == res.GetOrderId() {
 		t.Fatalf("next purchase %v, %v", next, err)
+	}
+	if n := sys.orders(t, 5); n != 2 {
+		t.Fatalf("%d orders, want 2", n)
 	}
 	if created := sys.faults.createOrders.Load(); created != 3 {
 		t.Fatalf("%d CreateOrder calls, want 3", created)

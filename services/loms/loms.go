@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -16,6 +15,7 @@ import (
 	"github.com/minizon/minizon/gen/minizon/loms/v1/lomsv1connect"
 	"github.com/minizon/minizon/internal/envconf"
 	"github.com/minizon/minizon/internal/migrate"
+	"github.com/minizon/minizon/internal/pgpool"
 	"github.com/minizon/minizon/internal/platform"
 	"github.com/minizon/minizon/internal/seed"
 	"github.com/minizon/minizon/services/loms/order"
@@ -109,7 +109,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	if err := migrate.Up(ctx, cfg.DatabaseURL, "loms"); err != nil {
 		return nil, fmt.Errorf("loms database: %w", err)
 	}
-	pool, err := newPool(ctx, cfg.DatabaseURL)
+	pool, err := pgpool.New(ctx, "loms", cfg.DatabaseURL)
 	if err != nil {
 		return nil, err
 	}
@@ -140,26 +140,6 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		orders: order.NewService(st, cfg.PaymentTimeout, time.Now),
 		relay:  outbox.NewRelay(st, kafka, cfg.Outbox, log),
 	}, nil
-}
-
-// defaultMaxConns sizes the pool unless the URL sets pool_max_conns:
-// pgxpool's own default (4 on these machines) is too small for concurrent
-// orders plus the relay, which holds a connection while Kafka acknowledges.
-const defaultMaxConns = 20
-
-func newPool(ctx context.Context, url string) (*pgxpool.Pool, error) {
-	cfg, err := pgxpool.ParseConfig(url)
-	if err != nil {
-		return nil, fmt.Errorf("loms database URL: %w", err)
-	}
-	if !strings.Contains(url, "pool_max_conns") {
-		cfg.MaxConns = defaultMaxConns
-	}
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("loms database: %w", err)
-	}
-	return pool, nil
 }
 
 // Mount adds LomsService to srv.

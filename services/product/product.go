@@ -17,6 +17,7 @@ import (
 	"github.com/minizon/minizon/gen/route256/product/productconnect"
 	"github.com/minizon/minizon/internal/envconf"
 	"github.com/minizon/minizon/internal/migrate"
+	"github.com/minizon/minizon/internal/pgpool"
 	"github.com/minizon/minizon/internal/platform"
 	"github.com/minizon/minizon/internal/seed"
 	"github.com/minizon/minizon/services/product/catalog"
@@ -80,7 +81,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	if err := migrate.Up(ctx, cfg.DatabaseURL, "product"); err != nil {
 		return nil, fmt.Errorf("product database: %w", err)
 	}
-	pool, err := newPool(ctx, cfg.DatabaseURL)
+	pool, err := pgpool.New(ctx, "product", cfg.DatabaseURL)
 	if err != nil {
 		return nil, err
 	}
@@ -94,26 +95,6 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		log.Info("seeded demo catalog", "skus", seed.CatalogSize, "new_rows", n)
 	}
 	return &App{cfg: cfg, log: log, pool: pool, products: catalog.NewService(st)}, nil
-}
-
-// defaultMaxConns sizes the pool unless the URL sets pool_max_conns:
-// pgxpool's own default (4 on these machines) would queue Checkout's
-// concurrent lookups behind each other.
-const defaultMaxConns = 20
-
-func newPool(ctx context.Context, url string) (*pgxpool.Pool, error) {
-	cfg, err := pgxpool.ParseConfig(url)
-	if err != nil {
-		return nil, fmt.Errorf("product database URL: %w", err)
-	}
-	if !strings.Contains(url, "pool_max_conns") {
-		cfg.MaxConns = defaultMaxConns
-	}
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("product database: %w", err)
-	}
-	return pool, nil
 }
 
 // demoProducts is the deterministic demo catalog that every service of
@@ -167,7 +148,7 @@ func Import(ctx context.Context, databaseURL, path string, out io.Writer) error 
 	if err := migrate.Up(ctx, databaseURL, "product"); err != nil {
 		return fmt.Errorf("product database: %w", err)
 	}
-	pool, err := newPool(ctx, databaseURL)
+	pool, err := pgpool.New(ctx, "product", databaseURL)
 	if err != nil {
 		return err
 	}

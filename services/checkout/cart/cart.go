@@ -46,6 +46,10 @@ type Cart struct {
 	// when there is none. It lives until the purchase's outcome is known,
 	// so that every retry sends LOMS the same key.
 	PurchaseKey string
+	// LastOrder is the order the last purchase placed, nil once the items
+	// changed since: a Purchase repeated meanwhile, such as a retry after a
+	// lost answer, gets this order back instead of buying anything again.
+	LastOrder *Order
 }
 
 // Count returns the units of sku in the cart.
@@ -87,6 +91,7 @@ func (c *Cart) Add(sku, count uint32, inStock uint64) error {
 	} else {
 		c.Items = slices.Insert(c.Items, i, Item{SKU: sku, Count: count})
 	}
+	c.LastOrder = nil
 	return nil
 }
 
@@ -97,6 +102,7 @@ func (c *Cart) Remove(sku, count uint32) {
 	if !found {
 		return
 	}
+	c.LastOrder = nil
 	if c.Items[i].Count <= count {
 		c.Items = slices.Delete(c.Items, i, i+1)
 		return

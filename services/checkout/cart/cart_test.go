@@ -102,3 +102,25 @@ func TestListingTotalDoesNotOverflow(t *testing.T) {
 }
 
 func item(sku, count uint32) cart.Item { return cart.Item{SKU: sku, Count: count} }
+
+// The last order is forgotten when, and only when, the items change.
+func TestChangesForgetTheLastOrder(t *testing.T) {
+	t.Parallel()
+	last := &cart.Order{ID: 9, Status: cart.StatusAwaitingPayment}
+	c := &cart.Cart{Items: []cart.Item{item(5, 2)}, LastOrder: last}
+	c.Remove(6, 1)
+	if err := c.Add(5, 100, 10); err == nil {
+		t.Fatal("Add beyond stock succeeded")
+	}
+	if c.LastOrder != last {
+		t.Fatal("a no-op or refused change forgot the last order")
+	}
+	c.Remove(5, 1)
+	if c.LastOrder != nil {
+		t.Fatal("Remove kept the last order")
+	}
+	c.LastOrder = last
+	if err := c.Add(7, 1, 10); err != nil || c.LastOrder != nil {
+		t.Fatalf("Add: %v, last order %v", err, c.LastOrder)
+	}
+}

@@ -109,18 +109,24 @@ func (s *Service) List(ctx context.Context, user int64) (Listing, error) {
 //
 // It is safe to retry and to run concurrently: the first attempt gives the
 // cart a purchase key, and every attempt sends LOMS that key until one of
-// them learns the outcome, so LOMS makes one order. That attempt takes the
-// order's items out of the cart (when the order reserved them) and forgets
-// the key in one step; the others find the key gone and leave the cart.
-// The order's items are read back from LOMS because a retry may carry a
-// cart changed since the attempt that made the order.
+// them learns the outcome, so LOMS makes one order. That attempt, in one
+// step, takes the order's items out of the cart (when the order reserved
+// them), forgets the key and remembers the order; an attempt after that
+// gets the remembered order back until the cart's items change. The order's
+// items are read back from LOMS because a retry may carry a cart changed
+// since the attempt that made the order.
 func (s *Service) Purchase(ctx context.Context, user int64) (Order, error) {
 	if err := validate.ID("user", user); err != nil {
 		return Order{}, err
 	}
 	var items []Item
 	var key string
+	var done *Order
 	err := s.carts.Update(ctx, user, func(c *Cart) error {
+		if c.PurchaseKey == "" && c.LastOrder != nil {
+			done = c.LastOrder
+			return nil
+		}
 		if c.Empty() {
 			return ErrEmptyCart
 		}
@@ -132,6 +138,9 @@ func (s *Service) Purchase(ctx context.Context, user int64) (Order, error) {
 	})
 	if err != nil {
 		return Order{}, err
+	}
+	if done != nil {
+		return *done, nil
 	}
 	o, err := s.orders.Create(ctx, user, items, key)
 	if err != nil {
@@ -150,8 +159,11 @@ func (s *Service) Purchase(ctx context.Context, user int64) (Order, error) {
 		// A FAILED order reserved nothing: the cart stays, and the key
 		// goes so that the next Purchase tries again.
 		c.PurchaseKey = ""
-		for _, it := range ordered {
-			c.Remove(it.SKU, it.Count)
+		if o.placed() {
+			for _, it := range ordered {
+				c.Remove(it.SKU, it.Count)
+			}
+			c.LastOrder = &o
 		}
 		return nil
 	})

@@ -47,7 +47,7 @@ func items(rows []db.ListCartItemsRow) []cart.Item {
 func (s *Store) Update(ctx context.Context, user int64, fn func(*cart.Cart) error) error {
 	return pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(tx pgx.Tx) error {
 		q := db.New(tx)
-		key, err := q.LockCart(ctx, user)
+		row, err := q.LockCart(ctx, user)
 		if err != nil {
 			return fmt.Errorf("lock cart: %w", err)
 		}
@@ -56,27 +56,37 @@ func (s *Store) Update(ctx context.Context, user int64, fn func(*cart.Cart) erro
 			return fmt.Errorf("list cart items: %w", err)
 		}
 		before := items(rows)
-		c := &cart.Cart{User: user, Items: append([]cart.Item(nil), before...), PurchaseKey: key.String}
+		c := &cart.Cart{User: user, Items: append([]cart.Item(nil), before...), PurchaseKey: row.PurchaseKey.String}
+		if row.LastOrderID.Valid {
+			c.LastOrder = &cart.Order{ID: row.LastOrderID.Int64, Status: cart.Status(row.LastOrderStatus.Int16)}
+		}
+		was := purchase(c)
 		if err := fn(c); err != nil {
 			return err
 		}
-		if c.Empty() && c.PurchaseKey == "" {
+		if c.Empty() && c.PurchaseKey == "" && c.LastOrder == nil {
 			if err := q.DeleteCart(ctx, user); err != nil {
 				return fmt.Errorf("delete cart: %w", err)
 			}
 			return nil
 		}
-		if c.PurchaseKey != key.String {
-			err := q.SetPurchaseKey(ctx, db.SetPurchaseKeyParams{
-				UserID:      user,
-				PurchaseKey: pgtype.Text{String: c.PurchaseKey, Valid: c.PurchaseKey != ""},
-			})
-			if err != nil {
-				return fmt.Errorf("set purchase key: %w", err)
+		if now := purchase(c); now != was {
+			if err := q.SetPurchase(ctx, now); err != nil {
+				return fmt.Errorf("save purchase state: %w", err)
 			}
 		}
 		return writeChanges(ctx, q, user, before, c.Items)
 	})
+}
+
+// purchase is the cart's purchase state as stored.
+func purchase(c *cart.Cart) db.SetPurchaseParams {
+	p := db.SetPurchaseParams{UserID: c.User, PurchaseKey: pgtype.Text{String: c.PurchaseKey, Valid: c.PurchaseKey != ""}}
+	if o := c.LastOrder; o != nil {
+		p.LastOrderID = pgtype.Int8{Int64: o.ID, Valid: true}
+		p.LastOrderStatus = pgtype.Int2{Int16: int16(o.Status), Valid: true}
+	}
+	return p
 }
 
 // writeChanges stores the difference between two sorted item lists in at

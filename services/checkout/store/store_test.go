@@ -162,3 +162,33 @@ func TestConcurrentUpdatesOfOneCartSerialise(t *testing.T) {
 }
 
 func item(sku, count uint32) cart.Item { return cart.Item{SKU: sku, Count: count} }
+
+func TestLastOrderIsKept(t *testing.T) {
+	t.Parallel()
+	s, pool := newStore(t)
+	ctx := t.Context()
+	err := s.Update(ctx, 4, func(c *cart.Cart) error {
+		c.LastOrder = &cart.Order{ID: 77, Status: cart.StatusAwaitingPayment}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got *cart.Order
+	if err := s.Update(ctx, 4, func(c *cart.Cart) error { got = c.LastOrder; return c.Add(1, 1, 1) }); err != nil {
+		t.Fatal(err)
+	}
+	if got == nil || *got != (cart.Order{ID: 77, Status: cart.StatusAwaitingPayment}) {
+		t.Fatalf("last order %v, want 77 awaiting payment", got)
+	}
+	if err := s.Update(ctx, 4, func(c *cart.Cart) error { got = c.LastOrder; c.Remove(1, 1); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if got != nil {
+		t.Fatalf("last order %v survived a change of the items", got)
+	}
+	var rows int
+	if err := pool.QueryRow(ctx, "SELECT count(*) FROM carts").Scan(&rows); err != nil || rows != 0 {
+		t.Fatalf("%d cart rows (%v), want none left", rows, err)
+	}
+}

@@ -15,7 +15,7 @@ const deleteCart = `-- name: DeleteCart :exec
 DELETE FROM carts WHERE user_id = $1
 `
 
-// Removes an empty cart with no purchase in progress; its items go with it.
+// Removes a cart with nothing to remember; its items go with it.
 func (q *Queries) DeleteCart(ctx context.Context, userID int64) error {
 	_, err := q.db.Exec(ctx, deleteCart, userID)
 	return err
@@ -24,28 +24,45 @@ func (q *Queries) DeleteCart(ctx context.Context, userID int64) error {
 const lockCart = `-- name: LockCart :one
 INSERT INTO carts AS c (user_id) VALUES ($1)
 ON CONFLICT (user_id) DO UPDATE SET updated_at = now()
-RETURNING c.purchase_key
+RETURNING c.purchase_key, c.last_order_id, c.last_order_status
 `
+
+type LockCartRow struct {
+	PurchaseKey     pgtype.Text
+	LastOrderID     pgtype.Int8
+	LastOrderStatus pgtype.Int2
+}
 
 // Creates the user's cart row if missing and locks it until the transaction
-// ends; returns the purchase in progress, if any.
-func (q *Queries) LockCart(ctx context.Context, userID int64) (pgtype.Text, error) {
+// ends; returns the purchase in progress and the last one placed, if any.
+func (q *Queries) LockCart(ctx context.Context, userID int64) (LockCartRow, error) {
 	row := q.db.QueryRow(ctx, lockCart, userID)
-	var purchase_key pgtype.Text
-	err := row.Scan(&purchase_key)
-	return purchase_key, err
+	var i LockCartRow
+	err := row.Scan(&i.PurchaseKey, &i.LastOrderID, &i.LastOrderStatus)
+	return i, err
 }
 
-const setPurchaseKey = `-- name: SetPurchaseKey :exec
-UPDATE carts SET purchase_key = $1 WHERE user_id = $2
+const setPurchase = `-- name: SetPurchase :exec
+UPDATE carts SET
+    purchase_key = $1,
+    last_order_id = $2,
+    last_order_status = $3
+WHERE user_id = $4
 `
 
-type SetPurchaseKeyParams struct {
-	PurchaseKey pgtype.Text
-	UserID      int64
+type SetPurchaseParams struct {
+	PurchaseKey     pgtype.Text
+	LastOrderID     pgtype.Int8
+	LastOrderStatus pgtype.Int2
+	UserID          int64
 }
 
-func (q *Queries) SetPurchaseKey(ctx context.Context, arg SetPurchaseKeyParams) error {
-	_, err := q.db.Exec(ctx, setPurchaseKey, arg.PurchaseKey, arg.UserID)
+func (q *Queries) SetPurchase(ctx context.Context, arg SetPurchaseParams) error {
+	_, err := q.db.Exec(ctx, setPurchase,
+		arg.PurchaseKey,
+		arg.LastOrderID,
+		arg.LastOrderStatus,
+		arg.UserID,
+	)
 	return err
 }

@@ -11,9 +11,11 @@ import (
 )
 
 type Cart struct {
-	UserID      int64
-	PurchaseKey pgtype.Text
-	UpdatedAt   time.Time
+	UserID          int64
+	PurchaseKey     pgtype.Text
+	LastOrderID     pgtype.Int8
+	LastOrderStatus pgtype.Int2
+	UpdatedAt       time.Time
 }
 
 type CartItem struct {
