@@ -127,7 +127,7 @@ func runDev(ctx context.Context, pcfg platform.Config, cfg devConfig, out io.Wri
 		ccfg.Product.Addr = self
 	}
 	if ccfg.Products.Token == "" {
-		ccfg.Products.Token = DevToken
+		ccfg.Products.Token = prcfg.Tokens[0]
 	}
 
 	lapp, err := loms.Open(ctx, lcfg, log)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/minizon/minizon/internal/envconf"
 	"github.com/minizon/minizon/internal/platform"
@@ -18,6 +19,9 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(out, usage)
 		return errors.New("no command given")
+	}
+	if args[0] == "product" && len(args) > 1 {
+		return runProductCommand(ctx, envconf.New(), args[1:], out)
 	}
 	env := envconf.New()
 	pcfg := platform.ReadConfig(env)
@@ -46,9 +50,6 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		}
 		return checkout.Run(ctx, pcfg, cfg, platform.NewLogger(pcfg.LogLevel))
 	case "product":
-		if len(args) > 1 {
-			return runProductCommand(ctx, env, args[1:], out)
-		}
 		cfg := product.ReadConfig(env)
 		if err := errors.Join(env.Err(), pcfg.Validate(), cfg.Validate()); err != nil {
 			return err
@@ -66,7 +67,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 func runProductCommand(ctx context.Context, env *envconf.Reader, args []string, out io.Writer) error {
 	if args[0] != "import" || len(args) != 2 {
 		fmt.Fprint(out, usage)
-		return fmt.Errorf("unknown product command %q; want: product import FILE.csv", args)
+		return fmt.Errorf("unknown command \"product %s\"; want: product import FILE.csv", strings.Join(args, " "))
 	}
 	url := env.String("DATABASE_URL", "")
 	if err := env.Err(); err != nil {

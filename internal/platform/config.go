@@ -4,6 +4,7 @@
 package platform
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -32,6 +33,10 @@ type Config struct {
 	// ShutdownTimeout bounds the drain of in-flight RPCs on SIGINT/SIGTERM
 	// (MINIZON_SHUTDOWN_TIMEOUT).
 	ShutdownTimeout time.Duration
+	// RequestTimeout is the deadline of an RPC whose caller set none
+	// (MINIZON_REQUEST_TIMEOUT), so that no request waits forever on a
+	// wedged database or dependency.
+	RequestTimeout time.Duration
 	// LogLevel is debug, info, warn or error (MINIZON_LOG_LEVEL).
 	LogLevel slog.Level
 }
@@ -41,6 +46,7 @@ const (
 	DefaultAddr            = "127.0.0.1:8080"
 	DefaultMaxBodyBytes    = 1 << 20
 	DefaultShutdownTimeout = 15 * time.Second
+	DefaultRequestTimeout  = 30 * time.Second
 )
 
 // ReadConfig reads the platform's variables; errors are collected in env.
@@ -51,6 +57,7 @@ func ReadConfig(env *envconf.Reader) Config {
 		MaxBodyBytes:    env.Int("MINIZON_MAX_BODY_BYTES", DefaultMaxBodyBytes, 1024, 64<<20),
 		ShutdownDelay:   env.Duration("MINIZON_SHUTDOWN_DELAY", 0),
 		ShutdownTimeout: env.Duration("MINIZON_SHUTDOWN_TIMEOUT", DefaultShutdownTimeout),
+		RequestTimeout:  env.Duration("MINIZON_REQUEST_TIMEOUT", DefaultRequestTimeout),
 	}
 	env.Parse("MINIZON_LOG_LEVEL", "debug, info, warn or error", func(v string) error {
 		return cfg.LogLevel.UnmarshalText([]byte(v))
@@ -65,6 +72,9 @@ func NewLogger(level slog.Level) *slog.Logger {
 
 // Validate checks values that depend on one another.
 func (c Config) Validate() error {
+	if c.RequestTimeout < 0 {
+		return errors.New("MINIZON_REQUEST_TIMEOUT must not be negative")
+	}
 	for _, o := range c.AllowedOrigins {
 		if o != "*" && !strings.HasPrefix(o, "http://") && !strings.HasPrefix(o, "https://") {
 			return fmt.Errorf("MINIZON_CORS_ORIGINS: %q is not an origin such as https://shop.example", o)

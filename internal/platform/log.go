@@ -49,6 +49,20 @@ func newLogInterceptor(log *slog.Logger) connect.Interceptor {
 	})
 }
 
+// newDeadlineInterceptor gives an RPC whose caller set no deadline one of d.
+func newDeadlineInterceptor(d time.Duration) connect.Interceptor {
+	return connect.UnaryInterceptorFunc(func(next connect.UnaryFunc) connect.UnaryFunc {
+		return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+			if _, ok := ctx.Deadline(); !ok {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, d)
+				defer cancel()
+			}
+			return next(ctx, req)
+		}
+	})
+}
+
 func isServerFault(c connect.Code) bool {
 	switch c {
 	case connect.CodeInternal, connect.CodeUnknown, connect.CodeDataLoss, connect.CodeUnimplemented:

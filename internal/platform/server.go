@@ -46,6 +46,9 @@ func NewServer(cfg Config, log *slog.Logger) *Server {
 	if cfg.ShutdownTimeout <= 0 {
 		cfg.ShutdownTimeout = DefaultShutdownTimeout
 	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = DefaultRequestTimeout
+	}
 	draining, stop := context.WithCancel(context.Background())
 	return &Server{
 		cfg: cfg, log: log, mux: http.NewServeMux(), health: grpchealth.NewStaticChecker(),
@@ -54,10 +57,11 @@ func NewServer(cfg Config, log *slog.Logger) *Server {
 }
 
 // HandlerOptions are the options every service handler must be built with:
-// the per-RPC log line, the message size limit and response compression.
+// the per-RPC log line, a deadline for callers that set none, the message
+// size limit and response compression.
 func (s *Server) HandlerOptions() []connect.HandlerOption {
 	return []connect.HandlerOption{
-		connect.WithInterceptors(newLogInterceptor(s.log)),
+		connect.WithInterceptors(newLogInterceptor(s.log), newDeadlineInterceptor(s.cfg.RequestTimeout)),
 		connect.WithReadMaxBytes(int(s.cfg.MaxBodyBytes)),
 		connect.WithCompressMinBytes(compressMinBytes),
 	}

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
@@ -975,5 +976,48 @@ func TestInfraError(t *testing.T) {
 				t.Fatalf("log %q, want the cause %q and the dependency", l, tc.wantLog)
 			}
 		})
+	}
+}
+
+// deadlineImpl reports the time left to each Stocks call.
+type deadlineImpl struct {
+	lomsv1connect.UnimplementedLomsServiceHandler
+	left chan time.Duration
+}
+
+func (d *deadlineImpl) Stocks(ctx context.Context, _ *lomsv1.StocksRequest) (*lomsv1.StocksResponse, error) {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		d.left <- -1
+	} else {
+		d.left <- time.Until(dl)
+	}
+	return &lomsv1.StocksResponse{}, nil
+}
+
+// A caller without a deadline gets MINIZON_REQUEST_TIMEOUT's; a caller's own
+// deadline stands.
+func TestRequestsWithoutDeadlineGetOne(t *testing.T) {
+	t.Parallel()
+	impl := &deadlineImpl{left: make(chan time.Duration, 1)}
+	srv := platform.NewServer(platform.Config{RequestTimeout: 3 * time.Second}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	path, h := lomsv1connect.NewLomsServiceHandler(impl, srv.HandlerOptions()...)
+	srv.Mount(lomsv1connect.LomsServiceName, path, h)
+	ts := httptest.NewServer(srv.Handler())
+	defer ts.Close()
+	client := lomsv1connect.NewLomsServiceClient(ts.Client(), ts.URL)
+	if _, err := client.Stocks(t.Context(), &lomsv1.StocksRequest{Sku: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if left := <-impl.left; left <= 2*time.Second || left > 3*time.Second {
+		t.Fatalf("no caller deadline: %v left, want the 3s default", left)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
+	defer cancel()
+	if _, err := client.Stocks(ctx, &lomsv1.StocksRequest{Sku: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if left := <-impl.left; left <= 0 || left > 500*time.Millisecond {
+		t.Fatalf("caller deadline 500ms: %v left", left)
 	}
 }

@@ -119,9 +119,10 @@ type Dependency struct {
 	log     *slog.Logger
 }
 
-// New prepares the transport for a dependency. Plain http:// addresses are
-// spoken to over cleartext HTTP/2 (gRPC needs HTTP/2; Connect gains
-// multiplexing from it), https:// ones over HTTP/2 or HTTP/1.1 by ALPN.
+// New prepares the transport for a dependency. gRPC to a plain http://
+// address goes over cleartext HTTP/2 with prior knowledge, as gRPC needs
+// HTTP/2; Connect and gRPC-Web go over HTTP/1.1 there, which any proxy
+// passes. https:// addresses get HTTP/2 or HTTP/1.1 by ALPN.
 func New(name string, cfg Config, log *slog.Logger) (*Dependency, error) {
 	base, err := BaseURL(cfg.Addr)
 	if err != nil {
@@ -135,11 +136,14 @@ func New(name string, cfg Config, log *slog.Logger) (*Dependency, error) {
 		return nil, fmt.Errorf("%s timeout must be positive", name)
 	}
 	var protocols http.Protocols
-	if strings.HasPrefix(base, "https://") {
+	switch {
+	case strings.HasPrefix(base, "https://"):
 		protocols.SetHTTP1(true)
 		protocols.SetHTTP2(true)
-	} else {
+	case protocol == ProtocolGRPC:
 		protocols.SetUnencryptedHTTP2(true)
+	default:
+		protocols.SetHTTP1(true)
 	}
 	transport := &http.Transport{
 		DialContext:         (&net.Dialer{Timeout: cfg.Timeout, KeepAlive: 30 * time.Second}).DialContext,
@@ -195,16 +199,19 @@ func (d *Dependency) Error(ctx context.Context, err error) error {
 	case connect.CodeDeadlineExceeded:
 		return connect.NewError(connect.CodeDeadlineExceeded,
 			fmt.Errorf("%s did not answer within %s", d.Name, d.timeout))
-	case connect.CodeUnavailable, connect.CodeResourceExhausted, connect.CodeAborted:
+	case connect.CodeUnavailable, connect.CodeResourceExhausted, connect.CodeAborted, connect.CodeCanceled:
+		// Canceled here is the dependency's doing (it shut down mid-call),
+		// as the caller is still waiting.
 		d.log.WarnContext(ctx, "dependency unavailable", "dependency", d.Name, "code", code.String(), "error", err.Error())
 		return connect.NewError(connect.CodeUnavailable, fmt.Errorf("%s is unavailable; retry later", d.Name))
-	case connect.CodeCanceled:
-		return connect.NewError(connect.CodeCanceled, errors.New("request cancelled"))
 	default:
 		d.log.ErrorContext(ctx, "dependency failed", "dependency", d.Name, "code", code.String(), "error", err.Error())
 		return connect.NewError(connect.CodeInternal, fmt.Errorf("%s failed (%s)", d.Name, code))
 	}
 }
+
+// Log is where the dependency's failures are logged.
+func (d *Dependency) Log() *slog.Logger { return d.log }
 
 // Close releases idle connections.
 func (d *Dependency) Close() { d.HTTP.CloseIdleConnections() }

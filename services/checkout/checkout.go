@@ -78,9 +78,6 @@ func (c Config) Validate() error {
 	if c.Products.Token == "" {
 		errs = append(errs, errors.New("PRODUCT_TOKEN is required"))
 	}
-	if c.Products.CacheTTL < 0 {
-		errs = append(errs, errors.New("PRODUCT_CACHE_TTL must not be negative"))
-	}
 	return errors.Join(errs...)
 }
 

@@ -46,6 +46,7 @@ type faults struct {
 	productDelay atomic.Int64 // nanoseconds before ProductService answers
 	productDown  atomic.Bool
 	lomsDown     atomic.Bool
+	lomsDelay    atomic.Int64 // nanoseconds before LOMS answers
 	dropCreate   atomic.Int64 // CreateOrder responses to lose after LOMS acted
 	productCalls atomic.Int64
 	createOrders atomic.Int64
@@ -180,6 +181,7 @@ func (f *faults) lomsFaults(h http.Handler) http.Handler {
 			http.Error(w, "down", http.StatusServiceUnavailable)
 			return
 		}
+		time.Sleep(time.Duration(f.lomsDelay.Load()))
 		if strings.HasSuffix(r.URL.Path, "/CreateOrder") {
 			f.createOrders.Add(1)
 			if f.dropCreate.Add(-1) >= 0 {
@@ -290,34 +292,42 @@ func TestPurchaseJourney(t *testing.T) {
 func TestFailedPurchaseKeepsTheCart(t *testing.T) {
 	t.Parallel()
 	sys := start(t)
-	c := clients(t, sys.checkout)["grpc"]
-	add(t, c, 1, 1001, 8)
-	add(t, c, 1, 2002, 1)
-	before := cartString(list(t, c, 1))
-	// Someone else buys most of sku 1001 meanwhile.
-	other, err := sys.loms.CreateOrder(t.Context(), &lomsv1.CreateOrderRequest{User: 2, Items: []*lomsv1.OrderItem{{Sku: 1001, Count: 5}}})
-	if err != nil || other.GetStatus() != lomsv1.OrderStatus_ORDER_STATUS_AWAITING_PAYMENT {
-		t.Fatalf("other order: %v, %v", other, err)
-	}
-	res, err := c.Purchase(t.Context(), &checkoutv1.PurchaseRequest{User: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.GetStatus() != lomsv1.OrderStatus_ORDER_STATUS_FAILED {
-		t.Fatalf("purchase beyond stock: %v", res)
-	}
-	if got := cartString(list(t, c, 1)); got != before {
-		t.Fatalf("cart after a failed purchase %q, want %q", got, before)
-	}
-	if _, err := sys.loms.CancelOrder(t.Context(), &lomsv1.CancelOrderRequest{OrderId: other.GetOrderId()}); err != nil {
-		t.Fatal(err)
-	}
-	again, err := c.Purchase(t.Context(), &checkoutv1.PurchaseRequest{User: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if again.GetStatus() != lomsv1.OrderStatus_ORDER_STATUS_AWAITING_PAYMENT || again.GetOrderId() == res.GetOrderId() {
-		t.Fatalf("purchase once stock is back: %v (failed order %d)", again, res.GetOrderId())
+	for name, c := range clients(t, sys.checkout) {
+		t.Run(name, func(t *testing.T) {
+			user := users[name]
+			add(t, c, user, 1001, 8)
+			add(t, c, user, 2002, 1)
+			before := cartString(list(t, c, user))
+			// Someone else buys most of sku 1001 meanwhile.
+			other, err := sys.loms.CreateOrder(t.Context(), &lomsv1.CreateOrderRequest{User: 99, Items: []*lomsv1.OrderItem{{Sku: 1001, Count: 5}}})
+			if err != nil || other.GetStatus() != lomsv1.OrderStatus_ORDER_STATUS_AWAITING_PAYMENT {
+				t.Fatalf("other order: %v, %v", other, err)
+			}
+			res, err := c.Purchase(t.Context(), &checkoutv1.PurchaseRequest{User: user})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.GetStatus() != lomsv1.OrderStatus_ORDER_STATUS_FAILED {
+				t.Fatalf("purchase beyond stock: %v", res)
+			}
+			if got := cartString(list(t, c, user)); got != before {
+				t.Fatalf("cart after a failed purchase %q, want %q", got, before)
+			}
+			if _, err := sys.loms.CancelOrder(t.Context(), &lomsv1.CancelOrderRequest{OrderId: other.GetOrderId()}); err != nil {
+				t.Fatal(err)
+			}
+			again, err := c.Purchase(t.Context(), &checkoutv1.PurchaseRequest{User: user})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if again.GetStatus() != lomsv1.OrderStatus_ORDER_STATUS_AWAITING_PAYMENT || again.GetOrderId() == res.GetOrderId() {
+				t.Fatalf("purchase once stock is back: %v (failed order %d)", again, res.GetOrderId())
+			}
+			// Give the stock back for the next protocol.
+			if _, err := sys.loms.CancelOrder(t.Context(), &lomsv1.CancelOrderRequest{OrderId: again.GetOrderId()}); err != nil {
+				t.Fatal(err)
+			}
+		})
 	}
 }
 
@@ -554,30 +564,118 @@ func TestListCartOfFiftyItemsOverlapsLookups(t *testing.T) {
 func TestDependencyDown(t *testing.T) {
 	t.Parallel()
 	sys := start(t)
-	c := clients(t, sys.checkout)["grpcweb"]
-	add(t, c, 1, 3030, 2)
-	before := cartString(list(t, c, 1))
+	// A second Checkout with no product cache, on the same carts.
+	uncached := clients(t, sys.startCheckoutWith(t, sys.cartDBURL, 0))
+	for name, c := range clients(t, sys.checkout) {
+		t.Run(name, func(t *testing.T) {
+			user := users[name]
+			add(t, c, user, 3030, 2)
+			before := cartString(list(t, c, user))
 
-	sys.faults.productDown.Store(true)
-	// A fresh Checkout: the other one has the products cached.
-	fresh := clients(t, sys.startCheckout(t, sys.cartDBURL))["grpcweb"]
-	_, err := fresh.ListCart(t.Context(), &checkoutv1.ListCartRequest{User: 1})
-	wantCode(t, err, connect.CodeUnavailable, "ProductService is unavailable")
-	sys.faults.productDown.Store(false)
+			sys.faults.productDown.Store(true)
+			_, err := uncached[name].ListCart(t.Context(), &checkoutv1.ListCartRequest{User: user})
+			wantCode(t, err, connect.CodeUnavailable, "ProductService is unavailable")
+			sys.faults.productDown.Store(false)
 
-	sys.faults.lomsDown.Store(true)
-	_, err = c.AddToCart(t.Context(), &checkoutv1.AddToCartRequest{User: 1, Sku: 3030, Count: 1})
-	wantCode(t, err, connect.CodeUnavailable, "LOMS is unavailable")
-	_, err = c.Purchase(t.Context(), &checkoutv1.PurchaseRequest{User: 1})
-	wantCode(t, err, connect.CodeUnavailable, "LOMS is unavailable")
-	sys.faults.lomsDown.Store(false)
+			sys.faults.lomsDown.Store(true)
+			_, err = c.AddToCart(t.Context(), &checkoutv1.AddToCartRequest{User: user, Sku: 3030, Count: 1})
+			wantCode(t, err, connect.CodeUnavailable, "LOMS is unavailable")
+			_, err = c.Purchase(t.Context(), &checkoutv1.PurchaseRequest{User: user})
+			wantCode(t, err, connect.CodeUnavailable, "LOMS is unavailable")
+			sys.faults.lomsDown.Store(false)
 
-	if got := cartString(list(t, c, 1)); got != before {
-		t.Fatalf("cart %q after failures, want %q", got, before)
+			if got := cartString(list(t, c, user)); got != before {
+				t.Fatalf("cart %q after failures, want %q", got, before)
+			}
+			// The purchase that LOMS never saw goes through now.
+			res, err := c.Purchase(t.Context(), &checkoutv1.PurchaseRequest{User: user})
+			if err != nil || res.GetStatus() != lomsv1.OrderStatus_ORDER_STATUS_AWAITING_PAYMENT {
+				t.Fatalf("purchase after LOMS came back: %v, %v", res, err)
+			}
+		})
 	}
-	// The purchase that LOMS never saw goes through now.
+}
+
+// A LOMS slower than LOMS_TIMEOUT gives deadline_exceeded naming it within
+// the timeout, and the cart stays as it was.
+func TestSlowLOMS(t *testing.T) {
+	t.Parallel()
+	sys := start(t)
+	c := clients(t, sys.checkout)["grpc"]
+	add(t, c, 1, 3040, 1)
+	sys.faults.lomsDelay.Store(int64(3 * time.Second))
+	start := time.Now()
+	_, err := c.AddToCart(t.Context(), &checkoutv1.AddToCartRequest{User: 1, Sku: 3041, Count: 1})
+	wantCode(t, err, connect.CodeDeadlineExceeded, "LOMS did not answer within 2s")
+	_, err = c.Purchase(t.Context(), &checkoutv1.PurchaseRequest{User: 1})
+	wantCode(t, err, connect.CodeDeadlineExceeded, "LOMS did not answer within 2s")
+	if d := time.Since(start); d > 6*time.Second {
+		t.Fatalf("two calls took %v with a 2s timeout", d)
+	}
+	sys.faults.lomsDelay.Store(0)
+	if got := cartString(list(t, c, 1)); got != "3040×1 Item 3040 @3040; = 3040" {
+		t.Fatalf("cart after timeouts: %q", got)
+	}
 	res, err := c.Purchase(t.Context(), &checkoutv1.PurchaseRequest{User: 1})
 	if err != nil || res.GetStatus() != lomsv1.OrderStatus_ORDER_STATUS_AWAITING_PAYMENT {
-		t.Fatalf("purchase after LOMS came back: %v, %v", res, err)
+		t.Fatalf("purchase once LOMS is quick again: %v, %v", res, err)
+	}
+	if n := sys.orders(t, 1); n != 1 {
+		t.Fatalf("%d orders, want 1", n)
+	}
+}
+
+// The order of a purchase whose answer was lost and that was cancelled
+// before the retry (the payment window passed) is not the answer: the retry
+// buys the cart afresh.
+func TestRetryAfterTheLostOrderWasCancelled(t *testing.T) {
+	t.Parallel()
+	sys := start(t)
+	c := clients(t, sys.checkout)["grpc"]
+	add(t, c, 1, 3045, 2)
+	sys.faults.dropCreate.Store(1)
+	if _, err := c.Purchase(t.Context(), &checkoutv1.PurchaseRequest{User: 1}); err == nil {
+		t.Fatal("Purchase succeeded although LOMS's answer was lost")
+	}
+	var lost int64
+	if err := sys.lomsPool.QueryRow(t.Context(), "SELECT id FROM orders WHERE user_id = 1").Scan(&lost); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sys.loms.CancelOrder(t.Context(), &lomsv1.CancelOrderRequest{OrderId: lost}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := c.Purchase(t.Context(), &checkoutv1.PurchaseRequest{User: 1})
+	if err != nil || res.GetStatus() != lomsv1.OrderStatus_ORDER_STATUS_AWAITING_PAYMENT || res.GetOrderId() == lost {
+		t.Fatalf("retry after the lost order %d was cancelled: %v, %v", lost, res, err)
+	}
+	if got := list(t, c, 1); len(got.GetItems()) != 0 {
+		t.Fatalf("cart after purchase: %s", cartString(got))
+	}
+}
+
+// Emptying the cart forgets a purchase whose answer was lost; the next
+// purchase is a new one.
+func TestEmptiedCartForgetsTheLostPurchase(t *testing.T) {
+	t.Parallel()
+	sys := start(t)
+	c := clients(t, sys.checkout)["connect"]
+	add(t, c, 1, 3046, 1)
+	sys.faults.dropCreate.Store(1)
+	if _, err := c.Purchase(t.Context(), &checkoutv1.PurchaseRequest{User: 1}); err == nil {
+		t.Fatal("Purchase succeeded although LOMS's answer was lost")
+	}
+	if _, err := c.DeleteFromCart(t.Context(), &checkoutv1.DeleteFromCartRequest{User: 1, Sku: 3046, Count: 1}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := c.Purchase(t.Context(), &checkoutv1.PurchaseRequest{User: 1})
+	wantCode(t, err, connect.CodeFailedPrecondition, "the cart is empty")
+	add(t, c, 1, 3047, 1)
+	res, err := c.Purchase(t.Context(), &checkoutv1.PurchaseRequest{User: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	order, err := sys.loms.ListOrder(t.Context(), &lomsv1.ListOrderRequest{OrderId: res.GetOrderId()})
+	if err != nil || len(order.GetItems()) != 1 || order.GetItems()[0].GetSku() != 3047 {
+		t.Fatalf("order %v, %v: want the new cart's sku 3047", order, err)
 	}
 }

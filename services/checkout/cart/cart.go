@@ -158,9 +158,3 @@ type Order struct {
 	ID     int64
 	Status Status
 }
-
-// placed reports whether the order reserved stock at some point, so the
-// cart's items are in it. A FAILED order reserved nothing.
-func (o Order) placed() bool {
-	return o.Status == StatusAwaitingPayment || o.Status == StatusPayed || o.Status == StatusCancelled
-}

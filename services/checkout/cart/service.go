@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -105,6 +106,11 @@ func (s *Service) List(ctx context.Context, user int64) (Listing, error) {
 	return NewListing(items, products), nil
 }
 
+// settleTimeout bounds the steps of a Purchase after LOMS made the order.
+// They run even when the caller has gone away, so that the cart learns the
+// outcome instead of keeping a purchase in progress.
+const settleTimeout = 10 * time.Second
+
 // Purchase turns the user's cart into a LOMS order.
 //
 // It is safe to retry and to run concurrently: the first attempt gives the
@@ -119,47 +125,73 @@ func (s *Service) Purchase(ctx context.Context, user int64) (Order, error) {
 	if err := validate.ID("user", user); err != nil {
 		return Order{}, err
 	}
+	o, again, err := s.purchase(ctx, user)
+	if again {
+		// The key's order was cancelled before anyone learned of it: its
+		// answer was lost and the payment window passed. It is forgotten,
+		// and the cart is bought afresh, once.
+		o, again, err = s.purchase(ctx, user)
+		if again {
+			return Order{}, fmt.Errorf("order %d was cancelled before the purchase completed", o.ID)
+		}
+	}
+	return o, err
+}
+
+// purchase makes one attempt; again reports that the key's order had been
+// cancelled, which the key is now forgotten for.
+func (s *Service) purchase(ctx context.Context, user int64) (o Order, again bool, err error) {
 	var items []Item
 	var key string
 	var done *Order
-	err := s.carts.Update(ctx, user, func(c *Cart) error {
-		if c.PurchaseKey == "" && c.LastOrder != nil {
+	empty := false
+	err = s.carts.Update(ctx, user, func(c *Cart) error {
+		switch {
+		case c.PurchaseKey == "" && c.LastOrder != nil:
 			done = c.LastOrder
-			return nil
+		case c.Empty():
+			// An order made under a key whose cart was emptied since is
+			// left to the payment timeout.
+			c.PurchaseKey, empty = "", true
+		default:
+			if c.PurchaseKey == "" {
+				c.PurchaseKey = uuid.NewString()
+			}
+			items, key = append([]Item(nil), c.Items...), c.PurchaseKey
 		}
-		if c.Empty() {
-			return ErrEmptyCart
-		}
-		if c.PurchaseKey == "" {
-			c.PurchaseKey = uuid.NewString()
-		}
-		items, key = append([]Item(nil), c.Items...), c.PurchaseKey
 		return nil
 	})
-	if err != nil {
-		return Order{}, err
+	switch {
+	case err != nil:
+		return Order{}, false, err
+	case done != nil:
+		return *done, false, nil
+	case empty:
+		return Order{}, false, ErrEmptyCart
 	}
-	if done != nil {
-		return *done, nil
+	if o, err = s.orders.Create(ctx, user, items, key); err != nil {
+		return Order{}, false, fmt.Errorf("create order: %w", err)
 	}
-	o, err := s.orders.Create(ctx, user, items, key)
-	if err != nil {
-		return Order{}, fmt.Errorf("create order: %w", err)
+	placed := o.Status == StatusAwaitingPayment || o.Status == StatusPayed
+	if !placed && o.Status != StatusFailed && o.Status != StatusCancelled {
+		return Order{}, false, fmt.Errorf("LOMS answered order %d with status %d", o.ID, o.Status)
 	}
+	settle, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
+	defer cancel()
 	var ordered []Item
-	if o.placed() {
-		if ordered, err = s.orders.Items(ctx, o.ID); err != nil {
-			return Order{}, fmt.Errorf("read order %d: %w", o.ID, err)
+	if placed {
+		if ordered, err = s.orders.Items(settle, o.ID); err != nil {
+			return Order{}, false, fmt.Errorf("read order %d: %w", o.ID, err)
 		}
 	}
-	err = s.carts.Update(ctx, user, func(c *Cart) error {
+	err = s.carts.Update(settle, user, func(c *Cart) error {
 		if c.PurchaseKey != key {
 			return nil // another attempt already settled this purchase
 		}
-		// A FAILED order reserved nothing: the cart stays, and the key
-		// goes so that the next Purchase tries again.
+		// A FAILED or CANCELLED order holds nothing: the cart stays, and
+		// the key goes so that the next Purchase tries again.
 		c.PurchaseKey = ""
-		if o.placed() {
+		if placed {
 			for _, it := range ordered {
 				c.Remove(it.SKU, it.Count)
 			}
@@ -168,7 +200,7 @@ func (s *Service) Purchase(ctx context.Context, user int64) (Order, error) {
 		return nil
 	})
 	if err != nil {
-		return Order{}, err
+		return Order{}, false, err
 	}
-	return o, nil
+	return o, o.Status == StatusCancelled, nil
 }

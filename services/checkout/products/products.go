@@ -91,6 +91,9 @@ func (c *Client) Products(ctx context.Context, skus []uint32) ([]cart.Product, e
 			out[i] = p
 			continue
 		}
+		if gctx.Err() != nil {
+			break // a lookup failed or the caller left: start no more
+		}
 		g.Go(func() error {
 			p, err := c.Product(gctx, sku)
 			out[i] = p
@@ -116,49 +119,64 @@ func (c *Client) cached(sku uint32) (cart.Product, bool) {
 }
 
 // Product looks one product up. Concurrent lookups of one sku share a single
-// call; it runs under the deadline of the caller that started it but not its
-// cancellation, so one caller giving up does not fail the others.
+// call; it carries the deadline of the caller that started it but not its
+// cancellation, so one caller giving up does not fail the others. A caller
+// with time left when a shared call ran out of its starter's time tries once
+// more under its own deadline.
 func (c *Client) Product(ctx context.Context, sku uint32) (cart.Product, error) {
-	if p, ok := c.cached(sku); ok {
-		return p, nil
-	}
-	ch := c.flight.DoChan(strconv.FormatUint(uint64(sku), 10), func() (any, error) {
-		fctx := context.WithoutCancel(ctx)
-		if dl, ok := ctx.Deadline(); ok {
-			var cancel context.CancelFunc
-			fctx, cancel = context.WithDeadline(fctx, dl)
-			defer cancel()
+	for attempt := 0; ; attempt++ {
+		if p, ok := c.cached(sku); ok {
+			return p, nil
 		}
-		return c.fetch(fctx, sku)
-	})
-	select {
-	case r := <-ch:
-		if r.Err != nil {
+		if ctx.Err() != nil {
+			return cart.Product{}, c.dep.Error(ctx, ctx.Err())
+		}
+		ch := c.flight.DoChan(strconv.FormatUint(uint64(sku), 10), func() (any, error) {
+			fctx := context.WithoutCancel(ctx)
+			if dl, ok := ctx.Deadline(); ok {
+				var cancel context.CancelFunc
+				fctx, cancel = context.WithDeadline(fctx, dl)
+				defer cancel()
+			}
+			return c.fetch(fctx, sku)
+		})
+		select {
+		case r := <-ch:
+			if r.Err == nil {
+				return r.Val.(cart.Product), nil
+			}
+			if attempt == 0 && connect.CodeOf(r.Err) == connect.CodeDeadlineExceeded && ctx.Err() == nil {
+				continue
+			}
 			return cart.Product{}, r.Err
+		case <-ctx.Done():
+			return cart.Product{}, c.dep.Error(ctx, ctx.Err())
 		}
-		return r.Val.(cart.Product), nil
-	case <-ctx.Done():
-		return cart.Product{}, c.dep.Error(ctx, ctx.Err())
 	}
 }
 
-// fetch makes the call, waiting for the rate limiter first.
+// fetch makes the call, waiting for the rate limiter first; the timeout
+// covers the wait too, so lookups nobody waits for any more cannot pile up
+// in front of the limiter.
 func (c *Client) fetch(ctx context.Context, sku uint32) (cart.Product, error) {
+	cctx, cancel := c.dep.Context(ctx)
+	defer cancel()
 	if c.limiter != nil {
-		if err := c.limiter.Wait(ctx); err != nil {
+		if err := c.limiter.Wait(cctx); err != nil {
 			// Wait fails at once when the deadline would pass first.
 			return cart.Product{}, connect.NewError(connect.CodeDeadlineExceeded,
 				fmt.Errorf("%s rate limit (%d/s) leaves no time before the deadline", c.dep.Name, c.cfg.RPS))
 		}
 	}
-	cctx, cancel := c.dep.Context(ctx)
-	defer cancel()
 	res, err := c.rpc.GetProduct(cctx, &product.GetProductRequest{Token: c.cfg.Token, Sku: sku})
 	if err != nil {
 		if connect.CodeOf(err) == connect.CodeNotFound {
 			return cart.Product{}, fmt.Errorf("sku %d is %w", sku, cart.ErrUnknownProduct)
 		}
 		if connect.CodeOf(err) == connect.CodeUnauthenticated {
+			// Not the caller's fault, and nothing a retry fixes: an operator
+			// must set the right token.
+			c.dep.Log().ErrorContext(ctx, "product service refused the token", "dependency", c.dep.Name, "error", err.Error())
 			return cart.Product{}, connect.NewError(connect.CodeInternal,
 				errors.New(c.dep.Name+" refused Checkout's token; check PRODUCT_TOKEN"))
 		}

@@ -339,3 +339,28 @@ func TestCallsCarryTheDeadline(t *testing.T) {
 		t.Errorf("without a caller deadline the server saw %v, want the 3s cap from %v", got, start)
 	}
 }
+
+// A caller that joined a shared call whose starter had less time left than
+// it does is not failed by the starter's deadline: it tries again on its own.
+func TestJoinerOutlivesTheStartersDeadline(t *testing.T) {
+	t.Parallel()
+	cat, addr := startCatalog(t, 300*time.Millisecond)
+	c := newClient(t, addr, 5*time.Second, products.Config{Concurrency: 8})
+	short, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	defer cancel()
+	first := make(chan error, 1)
+	go func() { _, err := c.Product(short, 9); first <- err }()
+	for cat.calls.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	p, err := c.Product(t.Context(), 9)
+	if err != nil || p.Price != 90 {
+		t.Fatalf("joiner with time to spare: %+v, %v", p, err)
+	}
+	if err := <-first; connect.CodeOf(err) != connect.CodeDeadlineExceeded {
+		t.Fatalf("starter with 100ms: %v, want deadline_exceeded", err)
+	}
+	if n := cat.calls.Load(); n != 2 {
+		t.Fatalf("%d calls, want 2: the joiner's retry", n)
+	}
+}
