@@ -1,4 +1,5 @@
-// Package pgpool opens a service's Postgres connection pool.
+// Package pgpool opens a service's Postgres database: its schema migrated,
+// a connection pool sized for the service.
 package pgpool
 
 import (
@@ -7,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/minizon/minizon/internal/migrate"
 )
 
 // DefaultMaxConns sizes a pool unless its URL sets pool_max_conns: pgxpool's
@@ -15,8 +18,13 @@ import (
 // while Kafka acknowledges.
 const DefaultMaxConns = 20
 
-// New opens a pool on url; service names the database in errors.
-func New(ctx context.Context, service, url string) (*pgxpool.Pool, error) {
+// Open brings the service's schema up to date (safe with replicas starting
+// at once) and opens a pool on url. service names the migrations and the
+// database in errors.
+func Open(ctx context.Context, service, url string) (*pgxpool.Pool, error) {
+	if err := migrate.Up(ctx, url, service); err != nil {
+		return nil, fmt.Errorf("%s database: %w", service, err)
+	}
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("%s database URL: %w", service, err)

@@ -5,7 +5,6 @@ package checkout
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"time"
 
@@ -13,7 +12,6 @@ import (
 
 	"github.com/minizon/minizon/gen/minizon/checkout/v1/checkoutv1connect"
 	"github.com/minizon/minizon/internal/envconf"
-	"github.com/minizon/minizon/internal/migrate"
 	"github.com/minizon/minizon/internal/pgpool"
 	"github.com/minizon/minizon/internal/platform"
 	"github.com/minizon/minizon/internal/rpcclient"
@@ -97,10 +95,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if err := migrate.Up(ctx, cfg.DatabaseURL, "checkout"); err != nil {
-		return nil, fmt.Errorf("checkout database: %w", err)
-	}
-	pool, err := pgpool.New(ctx, "checkout", cfg.DatabaseURL)
+	pool, err := pgpool.Open(ctx, "checkout", cfg.DatabaseURL)
 	if err != nil {
 		return nil, err
 	}

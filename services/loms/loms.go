@@ -14,7 +14,6 @@ import (
 
 	"github.com/minizon/minizon/gen/minizon/loms/v1/lomsv1connect"
 	"github.com/minizon/minizon/internal/envconf"
-	"github.com/minizon/minizon/internal/migrate"
 	"github.com/minizon/minizon/internal/pgpool"
 	"github.com/minizon/minizon/internal/platform"
 	"github.com/minizon/minizon/internal/seed"
@@ -106,10 +105,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if err := migrate.Up(ctx, cfg.DatabaseURL, "loms"); err != nil {
-		return nil, fmt.Errorf("loms database: %w", err)
-	}
-	pool, err := pgpool.New(ctx, "loms", cfg.DatabaseURL)
+	pool, err := pgpool.Open(ctx, "loms", cfg.DatabaseURL)
 	if err != nil {
 		return nil, err
 	}

@@ -16,7 +16,6 @@ import (
 
 	"github.com/minizon/minizon/gen/route256/product/productconnect"
 	"github.com/minizon/minizon/internal/envconf"
-	"github.com/minizon/minizon/internal/migrate"
 	"github.com/minizon/minizon/internal/pgpool"
 	"github.com/minizon/minizon/internal/platform"
 	"github.com/minizon/minizon/internal/seed"
@@ -78,10 +77,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if err := migrate.Up(ctx, cfg.DatabaseURL, "product"); err != nil {
-		return nil, fmt.Errorf("product database: %w", err)
-	}
-	pool, err := pgpool.New(ctx, "product", cfg.DatabaseURL)
+	pool, err := pgpool.Open(ctx, "product", cfg.DatabaseURL)
 	if err != nil {
 		return nil, err
 	}
@@ -145,10 +141,7 @@ func Import(ctx context.Context, databaseURL, path string, out io.Writer) error 
 	if err != nil {
 		return fmt.Errorf("%s: nothing imported: %w", path, err)
 	}
-	if err := migrate.Up(ctx, databaseURL, "product"); err != nil {
-		return fmt.Errorf("product database: %w", err)
-	}
-	pool, err := pgpool.New(ctx, "product", databaseURL)
+	pool, err := pgpool.Open(ctx, "product", databaseURL)
 	if err != nil {
 		return err
 	}
