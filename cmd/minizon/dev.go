@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"path/filepath"
 	"strconv"
@@ -13,8 +14,10 @@ import (
 	"github.com/minizon/minizon/internal/envconf"
 	"github.com/minizon/minizon/internal/pgcluster"
 	"github.com/minizon/minizon/internal/platform"
+	"github.com/minizon/minizon/internal/telemetry"
 	"github.com/minizon/minizon/services/checkout"
 	"github.com/minizon/minizon/services/loms"
+	"github.com/minizon/minizon/services/notifications"
 	"github.com/minizon/minizon/services/product"
 )
 
@@ -40,10 +43,11 @@ func readDevConfig(env *envconf.Reader) devSettings {
 // devConfig is every service's configuration as `minizon dev` read it, before
 // it fills in what it runs itself.
 type devConfig struct {
-	dev      devSettings
-	loms     loms.Config
-	checkout checkout.Config
-	product  product.Config
+	dev           devSettings
+	loms          loms.Config
+	checkout      checkout.Config
+	product       product.Config
+	notifications notifications.Config
 }
 
 // DevToken is the ProductService token `minizon dev` accepts and Checkout
@@ -56,11 +60,14 @@ const DevToken = "testtoken"
 // KAFKA_BROKERS is set. Checkout reaches LOMS and ProductService over the
 // network like anywhere else, on this same port unless LOMS_ADDR or
 // PRODUCT_ADDR point elsewhere.
-func runDev(ctx context.Context, pcfg platform.Config, cfg devConfig, out io.Writer) error {
-	log := platform.NewLogger(pcfg.LogLevel)
+func runDev(ctx context.Context, pcfg platform.Config, cfg devConfig, log *slog.Logger, tel *telemetry.Telemetry,
+	out io.Writer) error {
 	// Take the port first: a second instance fails here, before touching
 	// anything of the first one's.
-	srv := platform.NewServer(pcfg, log)
+	srv, err := platform.NewServer(pcfg, log, tel)
+	if err != nil {
+		return err
+	}
 	ln, err := srv.Listen()
 	if err != nil {
 		return err
@@ -88,7 +95,7 @@ func runDev(ctx context.Context, pcfg platform.Config, cfg devConfig, out io.Wri
 	}
 	// One server, one database per service.
 	urls := map[string]string{}
-	for _, name := range []string{"loms", "checkout", "product"} {
+	for _, name := range []string{"loms", "checkout", "product", "notifications"} {
 		if err := pgcluster.CreateDatabase(ctx, serverURL, name, ""); err != nil {
 			return err
 		}
@@ -130,7 +137,11 @@ func runDev(ctx context.Context, pcfg platform.Config, cfg devConfig, out io.Wri
 		ccfg.Products.Token = prcfg.Tokens[0]
 	}
 
-	lapp, err := loms.Open(ctx, lcfg, log)
+	ncfg := cfg.notifications
+	ncfg.DatabaseURL = urls["notifications"]
+	ncfg.KafkaBrokers = lcfg.KafkaBrokers
+
+	lapp, err := loms.Open(ctx, lcfg, log, tel)
 	if err != nil {
 		return err
 	}
@@ -140,17 +151,22 @@ func runDev(ctx context.Context, pcfg platform.Config, cfg devConfig, out io.Wri
 		return err
 	}
 	defer papp.Close()
-	capp, err := checkout.Open(ctx, ccfg, log)
+	capp, err := checkout.Open(ctx, ccfg, log, tel)
 	if err != nil {
 		return err
 	}
 	defer capp.Close()
+	napp, err := notifications.Open(ctx, ncfg, log, tel)
+	if err != nil {
+		return err
+	}
+	defer napp.Close()
 
 	lapp.Mount(srv)
 	papp.Mount(srv)
 	capp.Mount(srv)
 	printBanner(out, "http://"+ln.Addr().String(), lcfg.KafkaBrokers, serverURL)
-	return srv.Run(ctx, ln, lapp.Workers()...)
+	return srv.Run(ctx, ln, append(lapp.Workers(), napp.Worker())...)
 }
 
 // dialAddr is the address to reach a listener at from this host: a
@@ -167,13 +183,16 @@ func dialAddr(a net.Addr) string {
 func printBanner(out io.Writer, base string, brokers []string, postgres string) {
 	fmt.Fprintf(out, `miniZON is running at %[1]s (Connect, gRPC and gRPC-Web on one port)
 Kafka brokers: %[2]v (topic loms.order-events)
-Postgres: %[3]s (databases loms, checkout, product)
+Postgres: %[3]s (databases loms, checkout, product, notifications)
+Metrics: %[1]s/metrics · Notifications are log lines with msg="notification sent"
 
 Try it:
   curl -H 'Content-Type: application/json' -d '{"user": 1, "sku": 773297411, "count": 2}' \
     %[1]s/minizon.checkout.v1.CheckoutService/AddToCart
   curl -H 'Content-Type: application/json' -d '{"user": 1}' %[1]s/minizon.checkout.v1.CheckoutService/ListCart
   curl -H 'Content-Type: application/json' -d '{"user": 1}' %[1]s/minizon.checkout.v1.CheckoutService/Purchase
+  # then pay with the order id Purchase returned:
+  curl -H 'Content-Type: application/json' -d '{"order_id": 1}' %[1]s/minizon.loms.v1.LomsService/OrderPayed
   go tool -modfile=tools/go.mod buf curl --protocol grpc --http2-prior-knowledge \
     --data '{"sku": 773297411}' %[1]s/minizon.loms.v1.LomsService/Stocks
 

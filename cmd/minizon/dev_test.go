@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -34,18 +36,22 @@ func TestDevRunsTheWholeSystem(t *testing.T) {
 		}
 	}
 	for k, v := range map[string]string{
-		"MINIZON_ADDR": "127.0.0.1:0", "MINIZON_DATA_DIR": dir, "MINIZON_LOG_LEVEL": "warn",
-		"DATABASE_URL": "", "KAFKA_BROKERS": "", "LOMS_PAYMENT_TIMEOUT": "", "MINIZON_KAFKA_PORT": "",
+		"MINIZON_ADDR": "127.0.0.1:0", "MINIZON_DATA_DIR": dir, "MINIZON_LOG_LEVEL": "info",
+		// Short enough to see an unpaid order cancelled, long enough for
+		// the others to be paid in time.
+		"LOMS_PAYMENT_TIMEOUT": "5s",
+		"DATABASE_URL":         "", "KAFKA_BROKERS": "", "MINIZON_KAFKA_PORT": "", "NOTIFY_WEBHOOK_URL": "",
 		"LOMS_ADDR": "", "PRODUCT_ADDR": "", "PRODUCT_TOKEN": "", "PRODUCT_TOKENS": "",
 	} {
 		t.Setenv(k, v)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	logs := &logLines{}
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"dev"}, pw)
+		done <- runLogging(ctx, []string{"dev"}, pw, logs)
 		pw.Close()
 	}()
 	base, brokers := readBanner(t, pr, done)
@@ -147,6 +153,66 @@ func TestDevRunsTheWholeSystem(t *testing.T) {
 		t.Fatalf("cart after purchase: %+v", listing)
 	}
 	call(t, lomsURL+"OrderPayed", `{"orderId": `+purchase.OrderID+`}`, nil)
+	paid := time.Now()
+	var unpaid struct {
+		OrderID string `json:"orderId"`
+	}
+	call(t, lomsURL+"CreateOrder", `{"user": 7, "items": [{"sku": 773587830, "count": 1}]}`, &unpaid)
+
+	// Each status change is one notification line, in order per order; the
+	// unpaid order is cancelled by LOMS when its payment window closes.
+	want := map[string][]string{
+		created.OrderID:  {"new", "awaiting_payment", "payed"},
+		second.OrderID:   {"new", "awaiting_payment", "cancelled"},
+		purchase.OrderID: {"new", "awaiting_payment", "payed"},
+		unpaid.OrderID:   {"new", "awaiting_payment", "cancelled"},
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	var got map[string][]string
+	for {
+		got = logs.notifications(t)
+		if len(got[purchase.OrderID]) == 3 && paid.IsZero() == false {
+			t.Logf("the purchase's payment was notified %v after OrderPayed returned", logs.seen(purchase.OrderID, "payed").Sub(paid))
+			paid = time.Time{}
+		}
+		if len(got[unpaid.OrderID]) == 3 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for id, statuses := range want {
+		if strings.Join(got[id], ",") != strings.Join(statuses, ",") {
+			t.Errorf("order %s: notification lines for %v, want %v", id, got[id], statuses)
+		}
+	}
+
+	// Operators see RPCs by procedure and code, the outbox backlog, the
+	// consumer's lag and the notifications sent on /metrics.
+	if res, err := http.Post(lomsURL+"OrderPayed", "application/json", strings.NewReader(`{"orderId": 999999}`)); err != nil {
+		t.Fatal(err)
+	} else {
+		res.Body.Close()
+	}
+	res, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	for _, want := range []string{
+		`minizon_rpc_server_requests_total{code="ok",procedure="/minizon.checkout.v1.CheckoutService/Purchase"} 1`,
+		`minizon_rpc_server_requests_total{code="not_found",procedure="/minizon.loms.v1.LomsService/OrderPayed"} 1`,
+		`minizon_rpc_server_duration_seconds_count{code="ok",procedure="/minizon.loms.v1.LomsService/CreateOrder"}`,
+		"minizon_outbox_unsent_events ",
+		"minizon_outbox_oldest_unsent_age_seconds ",
+		`minizon_consumer_lag{partition="`,
+		`minizon_notifications_total{outcome="sent",status="payed"} 2`,
+		`minizon_notifications_total{outcome="sent",status="cancelled"} 2`,
+	} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
 
 	cancel()
 	select {
@@ -239,4 +305,67 @@ func total(m map[string]int) int {
 		n += v
 	}
 	return n
+}
+
+// logLines collects the JSON log lines of a running dev, noting when each
+// arrived.
+type logLines struct {
+	mu    sync.Mutex
+	buf   []byte
+	lines []string
+	at    []time.Time
+}
+
+func (l *logLines) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.buf = append(l.buf, p...)
+	for {
+		i := bytes.IndexByte(l.buf, '\n')
+		if i < 0 {
+			return len(p), nil
+		}
+		l.lines = append(l.lines, string(l.buf[:i]))
+		l.at = append(l.at, time.Now())
+		l.buf = l.buf[i+1:]
+	}
+}
+
+type notificationLine struct {
+	Msg     string `json:"msg"`
+	OrderID int64  `json:"order_id"`
+	Status  string `json:"status"`
+}
+
+// notifications returns the statuses of the "notification sent" lines per
+// order id, in the order logged.
+func (l *logLines) notifications(t *testing.T) map[string][]string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := map[string][]string{}
+	for _, line := range l.lines {
+		var n notificationLine
+		if err := json.Unmarshal([]byte(line), &n); err != nil {
+			t.Fatalf("log line is not JSON: %q", line)
+		}
+		if n.Msg == "notification sent" {
+			id := strconv.FormatInt(n.OrderID, 10)
+			out[id] = append(out[id], n.Status)
+		}
+	}
+	return out
+}
+
+// seen is when the notification of an order's status was logged.
+func (l *logLines) seen(orderID, status string) time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i, line := range l.lines {
+		var n notificationLine
+		if json.Unmarshal([]byte(line), &n) == nil && n.Msg == "notification sent" &&
+			strconv.FormatInt(n.OrderID, 10) == orderID && n.Status == status {
+			return l.at[i]
+		}
+	}
+	return time.Time{}
 }

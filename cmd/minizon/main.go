@@ -18,6 +18,8 @@ commands:
   checkout                run Checkout alone against DATABASE_URL, LOMS_ADDR and PRODUCT_ADDR
   product                 run ProductService alone against DATABASE_URL
   product import FILE.csv load a catalog (sku,name,price) into DATABASE_URL's products
+  notifications           run Notifications alone against DATABASE_URL and KAFKA_BROKERS
+  healthcheck [ADDR]      exit 0 if the server at ADDR (default MINIZON_ADDR) is SERVING
 
 Configuration is read from environment variables; see README.md.
 `

@@ -5,17 +5,28 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"os"
 	"strings"
+	"time"
 
 	"github.com/minizon/minizon/internal/envconf"
 	"github.com/minizon/minizon/internal/platform"
+	"github.com/minizon/minizon/internal/telemetry"
 	"github.com/minizon/minizon/services/checkout"
 	"github.com/minizon/minizon/services/loms"
+	"github.com/minizon/minizon/services/notifications"
 	"github.com/minizon/minizon/services/product"
 )
 
-// run dispatches a command line; out receives what a person should read.
+// run dispatches a command line; out receives what a person should read,
+// and logs go to stderr.
 func run(ctx context.Context, args []string, out io.Writer) error {
+	return runLogging(ctx, args, out, os.Stderr)
+}
+
+// runLogging is run with the logs going to logOut.
+func runLogging(ctx context.Context, args []string, out, logOut io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(out, usage)
 		return errors.New("no command given")
@@ -28,33 +39,37 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	switch args[0] {
 	case "dev":
 		cfg := devConfig{
-			dev:      readDevConfig(env),
-			loms:     loms.ReadConfig(env),
-			checkout: checkout.ReadConfig(env),
-			product:  product.ReadConfig(env),
+			dev:           readDevConfig(env),
+			loms:          loms.ReadConfig(env),
+			checkout:      checkout.ReadConfig(env),
+			product:       product.ReadConfig(env),
+			notifications: notifications.ReadConfig(env),
 		}
-		if err := errors.Join(env.Err(), pcfg.Validate()); err != nil {
-			return err
-		}
-		return runDev(ctx, pcfg, cfg, out)
+		return runService(ctx, env, pcfg, logOut, "dev", nil, func(log *slog.Logger, tel *telemetry.Telemetry) error {
+			return runDev(ctx, pcfg, cfg, log, tel, out)
+		})
 	case "loms":
 		cfg := loms.ReadConfig(env)
-		if err := errors.Join(env.Err(), pcfg.Validate(), cfg.Validate()); err != nil {
-			return err
-		}
-		return loms.Run(ctx, pcfg, cfg, platform.NewLogger(pcfg.LogLevel))
+		return runService(ctx, env, pcfg, logOut, "loms", cfg.Validate, func(log *slog.Logger, tel *telemetry.Telemetry) error {
+			return loms.Run(ctx, pcfg, cfg, log, tel)
+		})
 	case "checkout":
 		cfg := checkout.ReadConfig(env)
-		if err := errors.Join(env.Err(), pcfg.Validate(), cfg.Validate()); err != nil {
-			return err
-		}
-		return checkout.Run(ctx, pcfg, cfg, platform.NewLogger(pcfg.LogLevel))
+		return runService(ctx, env, pcfg, logOut, "checkout", cfg.Validate, func(log *slog.Logger, tel *telemetry.Telemetry) error {
+			return checkout.Run(ctx, pcfg, cfg, log, tel)
+		})
 	case "product":
 		cfg := product.ReadConfig(env)
-		if err := errors.Join(env.Err(), pcfg.Validate(), cfg.Validate()); err != nil {
-			return err
-		}
-		return product.Run(ctx, pcfg, cfg, platform.NewLogger(pcfg.LogLevel))
+		return runService(ctx, env, pcfg, logOut, "product", cfg.Validate, func(log *slog.Logger, tel *telemetry.Telemetry) error {
+			return product.Run(ctx, pcfg, cfg, log, tel)
+		})
+	case "notifications":
+		cfg := notifications.ReadConfig(env)
+		return runService(ctx, env, pcfg, logOut, "notifications", cfg.Validate, func(log *slog.Logger, tel *telemetry.Telemetry) error {
+			return notifications.Run(ctx, pcfg, cfg, log, tel)
+		})
+	case "healthcheck":
+		return runHealthcheck(ctx, env, args[1:], out)
 	case "help", "-h", "--help":
 		fmt.Fprint(out, usage)
 		return nil
@@ -77,4 +92,35 @@ func runProductCommand(ctx context.Context, env *envconf.Reader, args []string, 
 		return errors.New("DATABASE_URL is required: the product database to load the catalog into")
 	}
 	return product.Import(ctx, url, args[1], out)
+}
+
+// runService validates every setting read, then runs with a logger and
+// telemetry set up as configured, exporting the last spans at the end.
+func runService(ctx context.Context, env *envconf.Reader, pcfg platform.Config, logOut io.Writer, name string,
+	validate func() error,
+	run func(*slog.Logger, *telemetry.Telemetry) error) error {
+	tcfg := telemetry.ReadConfig(env, name)
+	errs := []error{env.Err(), pcfg.Validate(), tcfg.Validate()}
+	if validate != nil {
+		errs = append(errs, validate())
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	log := platform.NewLogger(logOut, pcfg.LogLevel)
+	tel, err := telemetry.New(ctx, tcfg)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := tel.Shutdown(sctx); err != nil {
+			log.Warn("telemetry shutdown", "error", err.Error())
+		}
+	}()
+	if tcfg.Endpoint != "" {
+		log.Info("exporting traces over OTLP", "endpoint", tcfg.Endpoint, "service", tcfg.ServiceName)
+	}
+	return run(log, tel)
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -16,6 +17,9 @@ import (
 type Reader struct {
 	lookup func(string) (string, bool)
 	errs   []error
+	// names are the variables asked for, in order, for checks that a
+	// deployment sets only variables that something reads.
+	names []string
 }
 
 // New reads the process environment.
@@ -30,6 +34,9 @@ func FromMap(vars map[string]string) *Reader {
 }
 
 func (r *Reader) get(name string) (string, bool) {
+	if !slices.Contains(r.names, name) {
+		r.names = append(r.names, name)
+	}
 	v, ok := r.lookup(name)
 	if !ok {
 		return "", false
@@ -119,6 +126,9 @@ func (r *Reader) Parse(name, want string, parse func(string) error) {
 		}
 	}
 }
+
+// Names returns every variable read so far, in the order first read.
+func (r *Reader) Names() []string { return slices.Clone(r.names) }
 
 // Err reports every invalid variable read so far, or nil.
 func (r *Reader) Err() error { return errors.Join(r.errs...) }

@@ -6,8 +6,8 @@ package platform
 import (
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
-	"os"
 	"strings"
 	"time"
 
@@ -65,9 +65,9 @@ func ReadConfig(env *envconf.Reader) Config {
 	return cfg
 }
 
-// NewLogger returns a JSON logger on stderr.
-func NewLogger(level slog.Level) *slog.Logger {
-	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+// NewLogger returns a JSON logger writing to w (the process's stderr).
+func NewLogger(w io.Writer, level slog.Level) *slog.Logger {
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
 }
 
 // Validate checks values that depend on one another.

@@ -15,7 +15,10 @@ import (
 	connectcors "connectrpc.com/cors"
 	"connectrpc.com/grpchealth"
 	"connectrpc.com/grpcreflect"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/cors"
+
+	"github.com/minizon/minizon/internal/telemetry"
 )
 
 // compressMinBytes keeps small messages uncompressed: gzip costs more than
@@ -35,11 +38,17 @@ type Server struct {
 	// drain open until its timeout.
 	draining    context.Context
 	stopStreams context.CancelFunc
+	// tel is what RPCs are traced and counted with; interceptors are made
+	// once, as their metrics register once.
+	tel          *telemetry.Telemetry
+	interceptors []connect.Interceptor
 }
 
 // NewServer returns a server with nothing mounted yet. Zero limits in cfg
-// take their defaults.
-func NewServer(cfg Config, log *slog.Logger) *Server {
+// take their defaults. RPCs are traced through tel and counted on its
+// registry, which /metrics serves; it must be a registry no other server
+// uses.
+func NewServer(cfg Config, log *slog.Logger, tel *telemetry.Telemetry) (*Server, error) {
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
 	}
@@ -49,19 +58,24 @@ func NewServer(cfg Config, log *slog.Logger) *Server {
 	if cfg.RequestTimeout <= 0 {
 		cfg.RequestTimeout = DefaultRequestTimeout
 	}
+	interceptors, err := tel.ServerInterceptors()
+	if err != nil {
+		return nil, err
+	}
 	draining, stop := context.WithCancel(context.Background())
 	return &Server{
 		cfg: cfg, log: log, mux: http.NewServeMux(), health: grpchealth.NewStaticChecker(),
-		draining: draining, stopStreams: stop,
-	}
+		draining: draining, stopStreams: stop, tel: tel,
+		interceptors: append(interceptors, newLogInterceptor(log), newDeadlineInterceptor(cfg.RequestTimeout)),
+	}, nil
 }
 
 // HandlerOptions are the options every service handler must be built with:
-// the per-RPC log line, a deadline for callers that set none, the message
-// size limit and response compression.
+// metrics, tracing, the per-RPC log line, a deadline for callers that set
+// none, the message size limit and response compression.
 func (s *Server) HandlerOptions() []connect.HandlerOption {
 	return []connect.HandlerOption{
-		connect.WithInterceptors(newLogInterceptor(s.log), newDeadlineInterceptor(s.cfg.RequestTimeout)),
+		connect.WithInterceptors(s.interceptors...),
 		connect.WithReadMaxBytes(int(s.cfg.MaxBodyBytes)),
 		connect.WithCompressMinBytes(compressMinBytes),
 	}
@@ -90,6 +104,12 @@ func (s *Server) Handler() http.Handler {
 	reflector := grpcreflect.NewStaticReflector(append(slices.Clone(s.names), grpchealth.HealthV1ServiceName)...)
 	mux.Handle(s.endOnDrain(grpcreflect.NewHandlerV1(reflector)))
 	mux.Handle(s.endOnDrain(grpcreflect.NewHandlerV1Alpha(reflector)))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.tel.Metrics, promhttp.HandlerOpts{
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		// A failed collector (the database is down) leaves its metrics out
+		// but serves the rest.
+		ErrorHandling: promhttp.ContinueOnError,
+	}))
 
 	var h http.Handler = http.MaxBytesHandler(mux, s.cfg.MaxBodyBytes)
 	if len(s.cfg.AllowedOrigins) > 0 {
@@ -212,9 +232,12 @@ func (s *Server) Run(ctx context.Context, ln net.Listener, workers ...func(conte
 // RunService runs one service alone, as `minizon <service>` does: a server
 // with what mount adds, listening on the configured address until ctx is
 // done, with the service's workers beside it.
-func RunService(ctx context.Context, cfg Config, log *slog.Logger, name string, mount func(*Server),
-	workers ...func(context.Context) error) error {
-	srv := NewServer(cfg, log)
+func RunService(ctx context.Context, cfg Config, log *slog.Logger, tel *telemetry.Telemetry, name string,
+	mount func(*Server), workers ...func(context.Context) error) error {
+	srv, err := NewServer(cfg, log, tel)
+	if err != nil {
+		return err
+	}
 	mount(srv)
 	ln, err := srv.Listen()
 	if err != nil {

@@ -31,6 +31,7 @@ import (
 	lomsv1 "github.com/minizon/minizon/gen/minizon/loms/v1"
 	"github.com/minizon/minizon/gen/minizon/loms/v1/lomsv1connect"
 	"github.com/minizon/minizon/internal/platform"
+	"github.com/minizon/minizon/internal/rpctest"
 )
 
 // lomsImpl is a stand-in LomsService: Stocks echoes the sku, ListOrder knows
@@ -148,7 +149,7 @@ func baseConfig() platform.Config {
 func newHarness(t *testing.T, cfg platform.Config, impl *lomsImpl) *harness {
 	t.Helper()
 	logs := &syncBuffer{}
-	srv := platform.NewServer(cfg, slog.New(slog.NewJSONHandler(logs, nil)))
+	srv := rpctest.NewServer(t, cfg, slog.New(slog.NewJSONHandler(logs, nil)))
 	path, h := lomsv1connect.NewLomsServiceHandler(impl, srv.HandlerOptions()...)
 	srv.Mount(lomsv1connect.LomsServiceName, path, h)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -1000,7 +1001,7 @@ func (d *deadlineImpl) Stocks(ctx context.Context, _ *lomsv1.StocksRequest) (*lo
 func TestRequestsWithoutDeadlineGetOne(t *testing.T) {
 	t.Parallel()
 	impl := &deadlineImpl{left: make(chan time.Duration, 1)}
-	srv := platform.NewServer(platform.Config{RequestTimeout: 3 * time.Second}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	srv := rpctest.NewServer(t, platform.Config{RequestTimeout: 3 * time.Second}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	path, h := lomsv1connect.NewLomsServiceHandler(impl, srv.HandlerOptions()...)
 	srv.Mount(lomsv1connect.LomsServiceName, path, h)
 	ts := httptest.NewServer(srv.Handler())

@@ -17,6 +17,7 @@ import (
 	"connectrpc.com/connect"
 
 	"github.com/minizon/minizon/internal/envconf"
+	"github.com/minizon/minizon/internal/telemetry"
 )
 
 // Protocols a dependency can be spoken to in.
@@ -123,7 +124,8 @@ type Dependency struct {
 // address goes over cleartext HTTP/2 with prior knowledge, as gRPC needs
 // HTTP/2; Connect and gRPC-Web go over HTTP/1.1 there, which any proxy
 // passes. https:// addresses get HTTP/2 or HTTP/1.1 by ALPN.
-func New(name string, cfg Config, log *slog.Logger) (*Dependency, error) {
+// Calls carry the caller's trace context, and are traced through tel.
+func New(name string, cfg Config, log *slog.Logger, tel *telemetry.Telemetry) (*Dependency, error) {
 	base, err := BaseURL(cfg.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("%s address: %w", name, err)
@@ -154,7 +156,11 @@ func New(name string, cfg Config, log *slog.Logger) (*Dependency, error) {
 	}
 	// Small messages are not worth gzip's CPU on either side; Go's HTTP
 	// client would otherwise ask for compressed answers of any size.
-	opts := []connect.ClientOption{connect.WithCompressMinBytes(compressMinBytes)}
+	interceptors, err := tel.ClientInterceptors()
+	if err != nil {
+		return nil, err
+	}
+	opts := []connect.ClientOption{connect.WithCompressMinBytes(compressMinBytes), connect.WithInterceptors(interceptors...)}
 	switch protocol {
 	case ProtocolGRPC:
 		opts = append(opts, connect.WithGRPC())

@@ -4,12 +4,16 @@
 package rpctest
 
 import (
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
 	"testing"
 
 	"connectrpc.com/connect"
+
+	"github.com/minizon/minizon/internal/platform"
+	"github.com/minizon/minizon/internal/telemetry"
 )
 
 // Protocol is one way of calling a service.
@@ -84,4 +88,15 @@ func GRPCOnly(h http.Handler) http.Handler {
 		}
 		h.ServeHTTP(w, r)
 	})
+}
+
+// NewServer returns a platform server with its own registry and no span
+// export, as tests need one per service.
+func NewServer(t testing.TB, cfg platform.Config, log *slog.Logger) *platform.Server {
+	t.Helper()
+	srv, err := platform.NewServer(cfg, log, telemetry.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/minizon/minizon/internal/pgpool"
 	"github.com/minizon/minizon/internal/platform"
 	"github.com/minizon/minizon/internal/rpcclient"
+	"github.com/minizon/minizon/internal/telemetry"
 	"github.com/minizon/minizon/services/checkout/cart"
 	"github.com/minizon/minizon/services/checkout/lomsclient"
 	"github.com/minizon/minizon/services/checkout/products"
@@ -91,7 +92,7 @@ type App struct {
 
 // Open migrates the database and connects to it. LOMS and ProductService
 // are not called until a request needs them, so they may start later.
-func Open(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
+func Open(ctx context.Context, cfg Config, log *slog.Logger, tel *telemetry.Telemetry) (*App, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -99,12 +100,12 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	lomsDep, err := rpcclient.New("LOMS", cfg.LOMS, log)
+	lomsDep, err := rpcclient.New("LOMS", cfg.LOMS, log, tel)
 	if err != nil {
 		pool.Close()
 		return nil, err
 	}
-	productDep, err := rpcclient.New("ProductService", cfg.Product, log)
+	productDep, err := rpcclient.New("ProductService", cfg.Product, log, tel)
 	if err != nil {
 		pool.Close()
 		return nil, err
@@ -136,11 +137,11 @@ func (a *App) Close() {
 }
 
 // Run runs Checkout alone: `minizon checkout`.
-func Run(ctx context.Context, pcfg platform.Config, cfg Config, log *slog.Logger) error {
-	app, err := Open(ctx, cfg, log)
+func Run(ctx context.Context, pcfg platform.Config, cfg Config, log *slog.Logger, tel *telemetry.Telemetry) error {
+	app, err := Open(ctx, cfg, log, tel)
 	if err != nil {
 		return err
 	}
 	defer app.Close()
-	return platform.RunService(ctx, pcfg, log, "checkout", app.Mount)
+	return platform.RunService(ctx, pcfg, log, tel, "checkout", app.Mount)
 }

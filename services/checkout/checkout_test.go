@@ -25,6 +25,7 @@ import (
 	"github.com/minizon/minizon/internal/platform"
 	"github.com/minizon/minizon/internal/rpcclient"
 	"github.com/minizon/minizon/internal/rpctest"
+	"github.com/minizon/minizon/internal/telemetry"
 	"github.com/minizon/minizon/services/checkout"
 	"github.com/minizon/minizon/services/checkout/products"
 	"github.com/minizon/minizon/services/loms"
@@ -81,7 +82,7 @@ func start(t testing.TB) *system {
 		KafkaBrokers:   []string{"127.0.0.1:1"}, // events wait in the outbox; no relay runs here
 		PaymentTimeout: time.Minute, SweepInterval: time.Second,
 		Outbox: outbox.Config{PollInterval: time.Second, BatchSize: 10, ProduceTimeout: time.Second, Retention: time.Hour, Partitions: 1},
-	}, quiet)
+	}, quiet, telemetry.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +96,7 @@ func start(t testing.TB) *system {
 	if _, err := lapp.Seed(t.Context(), stocks); err != nil {
 		t.Fatal(err)
 	}
-	lsrv := platform.NewServer(platform.Config{MaxBodyBytes: 1 << 20}, quiet)
+	lsrv := rpctest.NewServer(t, platform.Config{MaxBodyBytes: 1 << 20}, quiet)
 	lapp.Mount(lsrv)
 	sys.lomsAddr = rpctest.Serve(t, f.lomsFaults(lsrv.Handler()))
 
@@ -113,7 +114,7 @@ func start(t testing.TB) *system {
 	if _, _, err := prodstore.New(prodPool).Import(t.Context(), items); err != nil {
 		t.Fatal(err)
 	}
-	psrv := platform.NewServer(platform.Config{MaxBodyBytes: 1 << 20}, quiet)
+	psrv := rpctest.NewServer(t, platform.Config{MaxBodyBytes: 1 << 20}, quiet)
 	papp.Mount(psrv)
 	// The original ProductService spoke gRPC only; so does this one here.
 	sys.prodAddr = rpctest.Serve(t, f.productFaults(rpctest.GRPCOnly(psrv.Handler())))
@@ -143,12 +144,12 @@ func (s *system) startCheckoutWith(t testing.TB, dbURL string, cacheTTL time.Dur
 		Products: products.Config{Token: "testtoken", Concurrency: checkout.DefaultProductConcurrency,
 			CacheTTL: cacheTTL, CacheSize: 1000},
 	}
-	app, err := checkout.Open(t.Context(), cfg, quiet)
+	app, err := checkout.Open(t.Context(), cfg, quiet, telemetry.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(app.Close)
-	srv := platform.NewServer(platform.Config{MaxBodyBytes: 1 << 20}, quiet)
+	srv := rpctest.NewServer(t, platform.Config{MaxBodyBytes: 1 << 20}, quiet)
 	app.Mount(srv)
 	return "http://" + rpctest.Serve(t, srv.Handler())
 }

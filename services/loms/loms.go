@@ -17,6 +17,7 @@ import (
 	"github.com/minizon/minizon/internal/pgpool"
 	"github.com/minizon/minizon/internal/platform"
 	"github.com/minizon/minizon/internal/seed"
+	"github.com/minizon/minizon/internal/telemetry"
 	"github.com/minizon/minizon/services/loms/order"
 	"github.com/minizon/minizon/services/loms/outbox"
 	"github.com/minizon/minizon/services/loms/store"
@@ -100,8 +101,8 @@ type App struct {
 
 // Open migrates the database, connects to it and, if configured, seeds the
 // demo stock. The broker may be down: events wait in the outbox until it is
-// reachable.
-func Open(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
+// reachable. The outbox's backlog is reported on tel's registry.
+func Open(ctx context.Context, cfg Config, log *slog.Logger, tel *telemetry.Telemetry) (*App, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -126,6 +127,11 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 			return nil, err
 		}
 		log.Info("seeded demo stock", "skus", seed.CatalogSize, "new_rows", n)
+	}
+	if err := tel.Metrics.Register(outbox.NewMetrics(st)); err != nil {
+		pool.Close()
+		kafka.Close()
+		return nil, fmt.Errorf("register outbox metrics: %w", err)
 	}
 	return &App{
 		cfg:    cfg,
@@ -202,11 +208,11 @@ func (a *App) sweep(ctx context.Context) error {
 }
 
 // Run runs LOMS alone: `minizon loms`.
-func Run(ctx context.Context, pcfg platform.Config, cfg Config, log *slog.Logger) error {
-	app, err := Open(ctx, cfg, log)
+func Run(ctx context.Context, pcfg platform.Config, cfg Config, log *slog.Logger, tel *telemetry.Telemetry) error {
+	app, err := Open(ctx, cfg, log, tel)
 	if err != nil {
 		return err
 	}
 	defer app.Close(context.WithoutCancel(ctx))
-	return platform.RunService(ctx, pcfg, log, "loms", app.Mount, app.Workers()...)
+	return platform.RunService(ctx, pcfg, log, tel, "loms", app.Mount, app.Workers()...)
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/minizon/minizon/internal/pgtest"
 	"github.com/minizon/minizon/internal/platform"
 	"github.com/minizon/minizon/internal/rpctest"
+	"github.com/minizon/minizon/internal/telemetry"
 	"github.com/minizon/minizon/services/loms"
 	"github.com/minizon/minizon/services/loms/order"
 	"github.com/minizon/minizon/services/loms/outbox"
@@ -63,7 +64,7 @@ func startLOMS(t *testing.T, paymentTimeout time.Duration) env {
 		Outbox:         outbox.Config{PollInterval: 50 * time.Millisecond, BatchSize: 100, ProduceTimeout: time.Second, Retention: time.Hour, Partitions: 1},
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	app, err := loms.Open(ctx, cfg, log)
+	app, err := loms.Open(ctx, cfg, log, telemetry.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +74,7 @@ func startLOMS(t *testing.T, paymentTimeout time.Duration) env {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	srv := platform.NewServer(platform.Config{MaxBodyBytes: maxBody, ShutdownTimeout: 5 * time.Second}, log)
+	srv := rpctest.NewServer(t, platform.Config{MaxBodyBytes: maxBody, ShutdownTimeout: 5 * time.Second}, log)
 	app.Mount(srv)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -375,7 +376,7 @@ func TestDatabaseDownIsUnavailable(t *testing.T) {
 	t.Cleanup(pool.Close)
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
 	svc := order.NewService(store.New(pool, wire.EncodeEvent, time.Now), time.Minute, time.Now)
-	srv := platform.NewServer(platform.Config{MaxBodyBytes: maxBody, ShutdownTimeout: time.Second}, log)
+	srv := rpctest.NewServer(t, platform.Config{MaxBodyBytes: maxBody, ShutdownTimeout: time.Second}, log)
 	path, h := lomsv1connect.NewLomsServiceHandler(loms.NewServer(svc, log), srv.HandlerOptions()...)
 	srv.Mount(lomsv1connect.LomsServiceName, path, h)
 	hs := httptest.NewServer(srv.Handler())

@@ -19,6 +19,7 @@ import (
 	"github.com/minizon/minizon/internal/pgpool"
 	"github.com/minizon/minizon/internal/platform"
 	"github.com/minizon/minizon/internal/seed"
+	"github.com/minizon/minizon/internal/telemetry"
 	"github.com/minizon/minizon/services/product/catalog"
 	"github.com/minizon/minizon/services/product/store"
 )
@@ -114,13 +115,13 @@ func (a *App) Mount(srv *platform.Server) {
 func (a *App) Close() { a.pool.Close() }
 
 // Run runs ProductService alone: `minizon product`.
-func Run(ctx context.Context, pcfg platform.Config, cfg Config, log *slog.Logger) error {
+func Run(ctx context.Context, pcfg platform.Config, cfg Config, log *slog.Logger, tel *telemetry.Telemetry) error {
 	app, err := Open(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
 	defer app.Close()
-	return platform.RunService(ctx, pcfg, log, "product", app.Mount)
+	return platform.RunService(ctx, pcfg, log, tel, "product", app.Mount)
 }
 
 // Import loads the CSV file at path into the catalog of databaseURL:

@@ -79,7 +79,7 @@ func startProduct(t *testing.T) (string, *syncBuffer) {
 		cancel()
 		t.Fatal(err)
 	}
-	srv := platform.NewServer(platform.Config{ShutdownTimeout: 5 * time.Second}, log)
+	srv := rpctest.NewServer(t, platform.Config{ShutdownTimeout: 5 * time.Second}, log)
 	app.Mount(srv)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -234,7 +234,7 @@ func TestDatabaseDownIsUnavailable(t *testing.T) {
 	}
 	t.Cleanup(pool.Close)
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
-	srv := platform.NewServer(platform.Config{ShutdownTimeout: time.Second}, log)
+	srv := rpctest.NewServer(t, platform.Config{ShutdownTimeout: time.Second}, log)
 	svc := catalog.NewService(store.New(pool))
 	path, h := productconnect.NewProductServiceHandler(product.NewServer(svc, []string{tokenA}, log), srv.HandlerOptions()...)
 	srv.Mount(productconnect.ProductServiceName, path, h)

@@ -20,6 +20,7 @@ import (
 	"github.com/minizon/minizon/gen/route256/product/productconnect"
 	"github.com/minizon/minizon/internal/rpcclient"
 	"github.com/minizon/minizon/internal/rpctest"
+	"github.com/minizon/minizon/internal/telemetry"
 	"github.com/minizon/minizon/services/checkout/cart"
 	"github.com/minizon/minizon/services/checkout/products"
 )
@@ -74,7 +75,7 @@ func startCatalog(t testing.TB, delay time.Duration) (*catalog, string) {
 func newClient(t testing.TB, addr string, timeout time.Duration, cfg products.Config) *products.Client {
 	t.Helper()
 	dep, err := rpcclient.New("ProductService", rpcclient.Config{Addr: addr, Protocol: rpcclient.ProtocolGRPC, Timeout: timeout},
-		slog.New(slog.NewTextHandler(io.Discard, nil)))
+		slog.New(slog.NewTextHandler(io.Discard, nil)), telemetry.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,15 +5,14 @@ package outbox
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/minizon/minizon/internal/kafkatopic"
 )
 
 // Topic is where order events go.
@@ -24,6 +23,17 @@ type Message struct {
 	ID      int64
 	OrderID int64
 	Payload []byte
+	// TraceParent and TraceState are the W3C trace context of the request
+	// that made the change, empty when there was none.
+	TraceParent, TraceState string
+}
+
+// Backlog is what waits in the outbox.
+type Backlog struct {
+	// Unsent counts the messages not yet acknowledged by the broker.
+	Unsent int64
+	// OldestAge is how long the oldest of them has waited; 0 when none.
+	OldestAge time.Duration
 }
 
 // Source hands out unsent messages.
@@ -36,6 +46,8 @@ type Source interface {
 	PublishBatch(ctx context.Context, max int, publish func(context.Context, []Message) error) (int, error)
 	// DeleteSent removes messages sent before the given time.
 	DeleteSent(ctx context.Context, before time.Time) (int64, error)
+	// Backlog reports what waits to be published.
+	Backlog(ctx context.Context) (Backlog, error)
 }
 
 // Config tunes the relay.
@@ -70,7 +82,7 @@ func NewRelay(src Source, client *kgo.Client, cfg Config, log *slog.Logger) *Rel
 // Run publishes until ctx is done. A broker or database outage only delays
 // publishing: the relay retries with backoff and the messages wait.
 func (r *Relay) Run(ctx context.Context) error {
-	r.ensureTopic(ctx)
+	kafkatopic.Ensure(ctx, r.client, Topic, r.cfg.Partitions, r.cfg.PollInterval, r.cfg.ProduceTimeout, r.log)
 	backoff := r.cfg.PollInterval
 	lastCleanup := time.Time{}
 	for ctx.Err() == nil {
@@ -142,42 +154,16 @@ func (r *Relay) produce(ctx context.Context, msgs []Message) error {
 	records := make([]*kgo.Record, len(msgs))
 	for i, m := range msgs {
 		records[i] = &kgo.Record{
-			Topic: Topic,
-			Key:   strconv.AppendInt(nil, m.OrderID, 10),
-			Value: m.Payload,
+			Topic:   Topic,
+			Key:     strconv.AppendInt(nil, m.OrderID, 10),
+			Value:   m.Payload,
+			Headers: traceHeaders(m),
 		}
 	}
 	if err := r.client.ProduceSync(ctx, records...).FirstErr(); err != nil {
 		return fmt.Errorf("produce %d events: %w", len(records), err)
 	}
 	return nil
-}
-
-// ensureTopic creates the topic unless it exists, retrying while the broker
-// is unreachable. Auto-creation by the broker would also work, but with the
-// broker's default partition count. A refusal that retrying cannot cure
-// (no permission to create topics, a policy) is logged and publishing goes
-// ahead: the topic may well exist, made by an operator.
-func (r *Relay) ensureTopic(ctx context.Context) {
-	adm := kadm.NewClient(r.client)
-	for backoff := r.cfg.PollInterval; ctx.Err() == nil; backoff = min(backoff*2, 5*time.Second) {
-		cctx, cancel := context.WithTimeout(ctx, r.cfg.ProduceTimeout)
-		res, err := adm.CreateTopic(cctx, r.cfg.Partitions, -1, nil, Topic)
-		cancel()
-		if err == nil {
-			err = res.Err
-		}
-		if err == nil || errors.Is(err, kerr.TopicAlreadyExists) {
-			return
-		}
-		var ke *kerr.Error
-		if errors.As(err, &ke) && !ke.Retriable {
-			r.log.WarnContext(ctx, "outbox relay: cannot create topic; publishing anyway", "topic", Topic, "error", err.Error())
-			return
-		}
-		r.log.WarnContext(ctx, "outbox relay: cannot create topic yet", "topic", Topic, "error", err.Error())
-		sleep(ctx, backoff)
-	}
 }
 
 func sleep(ctx context.Context, d time.Duration) {
@@ -187,4 +173,17 @@ func sleep(ctx context.Context, d time.Duration) {
 	case <-ctx.Done():
 	case <-t.C:
 	}
+}
+
+// traceHeaders carries the trace context in the record, as W3C
+// traceparent and tracestate headers like those of HTTP.
+func traceHeaders(m Message) []kgo.RecordHeader {
+	var h []kgo.RecordHeader
+	if m.TraceParent != "" {
+		h = append(h, kgo.RecordHeader{Key: "traceparent", Value: []byte(m.TraceParent)})
+		if m.TraceState != "" {
+			h = append(h, kgo.RecordHeader{Key: "tracestate", Value: []byte(m.TraceState)})
+		}
+	}
+	return h
 }

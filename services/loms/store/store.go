@@ -11,7 +11,9 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel/propagation"
 
+	"github.com/minizon/minizon/internal/telemetry"
 	"github.com/minizon/minizon/services/loms/order"
 	"github.com/minizon/minizon/services/loms/outbox"
 	"github.com/minizon/minizon/services/loms/store/internal/db"
@@ -151,6 +153,12 @@ func (s *Store) saveChanges(ctx context.Context, q *db.Queries, o *order.Order, 
 		Payloads:  make([][]byte, len(events)),
 		CreatedAt: at,
 	}
+	// The request's trace context travels with the events, so that their
+	// consumers' spans link to the change that caused them.
+	trace := propagation.MapCarrier{}
+	telemetry.Propagator().Inject(ctx, trace)
+	p.Traceparent = optionalText(trace.Get("traceparent"))
+	p.Tracestate = optionalText(trace.Get("tracestate"))
 	for i, e := range events {
 		payload, err := s.encode(e)
 		if err != nil {
@@ -309,7 +317,8 @@ func (s *Store) PublishBatch(ctx context.Context, max int, publish func(context.
 		msgs := make([]outbox.Message, len(rows))
 		ids := make([]int64, len(rows))
 		for i, r := range rows {
-			msgs[i] = outbox.Message{ID: r.ID, OrderID: r.OrderID, Payload: r.Payload}
+			msgs[i] = outbox.Message{ID: r.ID, OrderID: r.OrderID, Payload: r.Payload,
+				TraceParent: r.Traceparent.String, TraceState: r.Tracestate.String}
 			ids[i] = r.ID
 		}
 		if err := publish(ctx, msgs); err != nil {
@@ -335,6 +344,17 @@ func (s *Store) DeleteSent(ctx context.Context, before time.Time) (int64, error)
 	}
 	return n, nil
 }
+
+// Backlog implements outbox.Source.
+func (s *Store) Backlog(ctx context.Context) (outbox.Backlog, error) {
+	row, err := db.New(s.pool).OutboxBacklog(ctx)
+	if err != nil {
+		return outbox.Backlog{}, fmt.Errorf("count unsent outbox rows: %w", err)
+	}
+	return outbox.Backlog{Unsent: row.Unsent, OldestAge: time.Duration(row.OldestAgeSeconds * float64(time.Second))}, nil
+}
+
+func optionalText(s string) pgtype.Text { return pgtype.Text{String: s, Valid: s != ""} }
 
 func dbStatus(st order.Status) db.OrderStatus { return db.OrderStatus(st.String()) }
 

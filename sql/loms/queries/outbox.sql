@@ -1,6 +1,7 @@
 -- name: InsertOutbox :exec
-INSERT INTO outbox (event_id, order_id, payload, created_at)
-SELECT unnest(@event_ids::uuid[]), unnest(@order_ids::bigint[]), unnest(@payloads::bytea[]), @created_at::timestamptz;
+INSERT INTO outbox (event_id, order_id, payload, created_at, traceparent, tracestate)
+SELECT unnest(@event_ids::uuid[]), unnest(@order_ids::bigint[]), unnest(@payloads::bytea[]), @created_at::timestamptz,
+    sqlc.narg(traceparent)::text, sqlc.narg(tracestate)::text;
 
 -- name: TryLockRelay :one
 -- One relay at a time publishes, whatever the number of replicas: the
@@ -8,7 +9,7 @@ SELECT unnest(@event_ids::uuid[]), unnest(@order_ids::bigint[]), unnest(@payload
 SELECT pg_try_advisory_xact_lock(@key::bigint);
 
 -- name: ListUnsentOutbox :many
-SELECT id, order_id, payload FROM outbox
+SELECT id, order_id, payload, traceparent, tracestate FROM outbox
 WHERE sent_at IS NULL
 ORDER BY id
 LIMIT @max_rows;
@@ -18,3 +19,10 @@ UPDATE outbox SET sent_at = @sent_at::timestamptz WHERE id = ANY(@ids::bigint[])
 
 -- name: DeleteSentOutbox :execrows
 DELETE FROM outbox WHERE sent_at < @before::timestamptz;
+
+-- name: OutboxBacklog :one
+-- Unsent events and how long the oldest has waited, for /metrics.
+SELECT count(*)::bigint AS unsent,
+    COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0)::float8 AS oldest_age_seconds
+FROM outbox
+WHERE sent_at IS NULL;

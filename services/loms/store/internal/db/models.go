@@ -74,12 +74,14 @@ type OrderItem struct {
 }
 
 type Outbox struct {
-	ID        int64
-	EventID   pgtype.UUID
-	OrderID   int64
-	Payload   []byte
-	CreatedAt time.Time
-	SentAt    *time.Time
+	ID          int64
+	EventID     pgtype.UUID
+	OrderID     int64
+	Payload     []byte
+	CreatedAt   time.Time
+	SentAt      *time.Time
+	Traceparent pgtype.Text
+	Tracestate  pgtype.Text
 }
 
 type Reservation struct {

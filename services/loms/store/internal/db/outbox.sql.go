@@ -25,15 +25,18 @@ func (q *Queries) DeleteSentOutbox(ctx context.Context, before time.Time) (int64
 }
 
 const insertOutbox = `-- name: InsertOutbox :exec
-INSERT INTO outbox (event_id, order_id, payload, created_at)
-SELECT unnest($1::uuid[]), unnest($2::bigint[]), unnest($3::bytea[]), $4::timestamptz
+INSERT INTO outbox (event_id, order_id, payload, created_at, traceparent, tracestate)
+SELECT unnest($1::uuid[]), unnest($2::bigint[]), unnest($3::bytea[]), $4::timestamptz,
+    $5::text, $6::text
 `
 
 type InsertOutboxParams struct {
-	EventIds  []pgtype.UUID
-	OrderIds  []int64
-	Payloads  [][]byte
-	CreatedAt time.Time
+	EventIds    []pgtype.UUID
+	OrderIds    []int64
+	Payloads    [][]byte
+	CreatedAt   time.Time
+	Traceparent pgtype.Text
+	Tracestate  pgtype.Text
 }
 
 func (q *Queries) InsertOutbox(ctx context.Context, arg InsertOutboxParams) error {
@@ -42,21 +45,25 @@ func (q *Queries) InsertOutbox(ctx context.Context, arg InsertOutboxParams) erro
 		arg.OrderIds,
 		arg.Payloads,
 		arg.CreatedAt,
+		arg.Traceparent,
+		arg.Tracestate,
 	)
 	return err
 }
 
 const listUnsentOutbox = `-- name: ListUnsentOutbox :many
-SELECT id, order_id, payload FROM outbox
+SELECT id, order_id, payload, traceparent, tracestate FROM outbox
 WHERE sent_at IS NULL
 ORDER BY id
 LIMIT $1
 `
 
 type ListUnsentOutboxRow struct {
-	ID      int64
-	OrderID int64
-	Payload []byte
+	ID          int64
+	OrderID     int64
+	Payload     []byte
+	Traceparent pgtype.Text
+	Tracestate  pgtype.Text
 }
 
 func (q *Queries) ListUnsentOutbox(ctx context.Context, maxRows int32) ([]ListUnsentOutboxRow, error) {
@@ -68,7 +75,13 @@ func (q *Queries) ListUnsentOutbox(ctx context.Context, maxRows int32) ([]ListUn
 	items := []ListUnsentOutboxRow{}
 	for rows.Next() {
 		var i ListUnsentOutboxRow
-		if err := rows.Scan(&i.ID, &i.OrderID, &i.Payload); err != nil {
+		if err := rows.Scan(
+			&i.ID,
+			&i.OrderID,
+			&i.Payload,
+			&i.Traceparent,
+			&i.Tracestate,
+		); err != nil {
 			return nil, err
 		}
 		items = append(items, i)
@@ -91,6 +104,26 @@ type MarkOutboxSentParams struct {
 func (q *Queries) MarkOutboxSent(ctx context.Context, arg MarkOutboxSentParams) error {
 	_, err := q.db.Exec(ctx, markOutboxSent, arg.SentAt, arg.Ids)
 	return err
+}
+
+const outboxBacklog = `-- name: OutboxBacklog :one
+SELECT count(*)::bigint AS unsent,
+    COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0)::float8 AS oldest_age_seconds
+FROM outbox
+WHERE sent_at IS NULL
+`
+
+type OutboxBacklogRow struct {
+	Unsent           int64
+	OldestAgeSeconds float64
+}
+
+// Unsent events and how long the oldest has waited, for /metrics.
+func (q *Queries) OutboxBacklog(ctx context.Context) (OutboxBacklogRow, error) {
+	row := q.db.QueryRow(ctx, outboxBacklog)
+	var i OutboxBacklogRow
+	err := row.Scan(&i.Unsent, &i.OldestAgeSeconds)
+	return i, err
 }
 
 const tryLockRelay = `-- name: TryLockRelay :one

@@ -1,0 +1,93 @@
+package notifications
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/minizon/minizon/internal/pgpool"
+	"github.com/minizon/minizon/internal/platform"
+	"github.com/minizon/minizon/internal/telemetry"
+	"github.com/minizon/minizon/services/notifications/consumer"
+	"github.com/minizon/minizon/services/notifications/sender"
+	"github.com/minizon/minizon/services/notifications/store"
+)
+
+// Kafka names Notifications depends on.
+const (
+	// Topic is where LOMS publishes order events.
+	Topic = "loms.order-events"
+	// DeadLetterTopic receives the records that cannot be decoded.
+	DeadLetterTopic = "loms.order-events.dlq"
+	// Group is Notifications' consumer group: replicas share the
+	// partitions.
+	Group = "notifications"
+)
+
+// App is Notifications connected to its database and broker.
+type App struct {
+	pool     *pgxpool.Pool
+	store    *store.Store
+	consumer *consumer.Consumer
+}
+
+// Open migrates the database and connects to it and to Kafka; consuming
+// starts with Worker.
+func Open(ctx context.Context, cfg Config, log *slog.Logger, tel *telemetry.Telemetry) (*App, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	pool, err := pgpool.Open(ctx, "notifications", cfg.DatabaseURL)
+	if err != nil {
+		return nil, err
+	}
+	st := store.New(pool)
+	var send Sender = sender.NewLog(log)
+	if cfg.WebhookURL != "" {
+		send = sender.NewWebhook(sender.WebhookConfig{
+			URL: cfg.WebhookURL, Timeout: cfg.WebhookTimeout, Attempts: cfg.WebhookAttempts,
+		}, nil)
+	}
+	h, err := newHandler(st, send, tel)
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	c, err := consumer.New(consumer.Config{
+		Brokers:         cfg.KafkaBrokers,
+		Group:           Group,
+		Topic:           Topic,
+		DeadLetterTopic: DeadLetterTopic,
+		RetryBackoff:    100 * time.Millisecond,
+		RetryBackoffMax: cfg.RetryBackoffMax,
+		// A webhook delivery tries WebhookAttempts times, each bounded.
+		HandleTimeout: cfg.WebhookTimeout*time.Duration(cfg.WebhookAttempts) + 30*time.Second,
+	}, h.handle, log, tel.Metrics)
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return &App{pool: pool, store: st, consumer: c}, nil
+}
+
+// Store is the record of notifications, for reading back.
+func (a *App) Store() *store.Store { return a.store }
+
+// Worker is the consumer loop to run beside the health server.
+func (a *App) Worker() func(context.Context) error { return a.consumer.Run }
+
+// Close closes the database connections. Call it after the worker stopped.
+func (a *App) Close() { a.pool.Close() }
+
+// Run runs Notifications alone: `minizon notifications`. It has no RPC
+// API; its port serves health checks and /metrics.
+func Run(ctx context.Context, pcfg platform.Config, cfg Config, log *slog.Logger, tel *telemetry.Telemetry) error {
+	app, err := Open(ctx, cfg, log, tel)
+	if err != nil {
+		return err
+	}
+	defer app.Close()
+	return platform.RunService(ctx, pcfg, log, tel, "notifications", func(*platform.Server) {}, app.Worker())
+}

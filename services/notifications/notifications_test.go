@@ -1,0 +1,424 @@
+package notifications_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	lomsv1 "github.com/minizon/minizon/gen/minizon/loms/v1"
+	"github.com/minizon/minizon/internal/migrate"
+	"github.com/minizon/minizon/internal/pgtest"
+	"github.com/minizon/minizon/internal/telemetry"
+	"github.com/minizon/minizon/services/notifications"
+	"github.com/minizon/minizon/services/notifications/consumer"
+	"github.com/minizon/minizon/services/notifications/notification"
+	"github.com/minizon/minizon/services/notifications/sender"
+)
+
+var pg *pgtest.Cluster
+
+func TestMain(m *testing.M) { pgtest.Main(m, &pg) }
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// webhook is the user-facing messaging service: it records every POST and
+// answers what fail says (0 for 200).
+type webhook struct {
+	url  string
+	mu   sync.Mutex
+	got  []sender.Payload
+	fail func(sender.Payload) int
+}
+
+func newWebhook(t *testing.T) *webhook {
+	t.Helper()
+	w := &webhook{}
+	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		var p sender.Payload
+		if err := json.NewDecoder(r.Body).Decode(&p); err != nil {
+			http.Error(rw, err.Error(), http.StatusBadRequest)
+			return
+		}
+		w.mu.Lock()
+		fail := w.fail
+		w.mu.Unlock()
+		if fail != nil {
+			if code := fail(p); code != 0 {
+				http.Error(rw, "not now", code)
+				return
+			}
+		}
+		w.mu.Lock()
+		w.got = append(w.got, p)
+		w.mu.Unlock()
+	}))
+	t.Cleanup(srv.Close)
+	w.url = srv.URL
+	return w
+}
+
+func (w *webhook) setFail(f func(sender.Payload) int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.fail = f
+}
+
+func (w *webhook) received() []sender.Payload {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]sender.Payload(nil), w.got...)
+}
+
+// waitFor polls until cond holds; the limit only keeps a broken build from
+// hanging, it measures nothing.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func newDatabase(t *testing.T) string {
+	t.Helper()
+	return pg.NewDatabase(t, "notifications", func(ctx context.Context, url string) error {
+		return migrate.Up(ctx, url, "notifications")
+	})
+}
+
+func newBroker(t *testing.T, opts ...kfake.Opt) *kfake.Cluster {
+	t.Helper()
+	c, err := kfake.NewCluster(append([]kfake.Opt{kfake.NumBrokers(1), kfake.SeedTopics(3, notifications.Topic),
+		kfake.AllowAutoTopicCreation()}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+// running is a Notifications instance consuming in the background.
+type running struct {
+	app  *notifications.App
+	stop func()
+}
+
+func start(t *testing.T, dbURL string, brokers []string, webhookURL string, tel *telemetry.Telemetry) *running {
+	t.Helper()
+	app, err := notifications.Open(t.Context(), notifications.Config{
+		DatabaseURL: dbURL, KafkaBrokers: brokers, WebhookURL: webhookURL,
+		WebhookTimeout: 5 * time.Second, WebhookAttempts: 2, RetryBackoffMax: 200 * time.Millisecond,
+	}, quiet, tel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- app.Worker()(ctx) }()
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("consumer: %v", err)
+			}
+			app.Close()
+		})
+	}
+	t.Cleanup(stop)
+	return &running{app: app, stop: stop}
+}
+
+// event is an order event as LOMS writes it.
+func event(orderID int64, status, previous lomsv1.OrderStatus) *kgo.Record {
+	b, err := proto.Marshal(&lomsv1.OrderEvent{
+		EventId: uuid.NewString(), OrderId: orderID, User: orderID*10 + 1, Status: status, PreviousStatus: previous,
+		OccurredAt: timestamppb.Now(), Items: []*lomsv1.OrderItem{{Sku: 1, Count: 1}},
+	})
+	if err != nil {
+		panic(err)
+	}
+	return &kgo.Record{Topic: notifications.Topic, Key: strconv.AppendInt(nil, orderID, 10), Value: b}
+}
+
+// lifecycle is one order's events: placed, then paid or cancelled.
+func lifecycle(orderID int64) []*kgo.Record {
+	last := lomsv1.OrderStatus_ORDER_STATUS_PAYED
+	if orderID%2 == 0 {
+		last = lomsv1.OrderStatus_ORDER_STATUS_CANCELLED
+	}
+	return []*kgo.Record{
+		event(orderID, lomsv1.OrderStatus_ORDER_STATUS_NEW, lomsv1.OrderStatus_ORDER_STATUS_UNSPECIFIED),
+		event(orderID, lomsv1.OrderStatus_ORDER_STATUS_AWAITING_PAYMENT, lomsv1.OrderStatus_ORDER_STATUS_NEW),
+		event(orderID, last, lomsv1.OrderStatus_ORDER_STATUS_AWAITING_PAYMENT),
+	}
+}
+
+func produce(t *testing.T, brokers []string, recs ...*kgo.Record) {
+	t.Helper()
+	client, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic(notifications.Topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	if err := client.ProduceSync(t.Context(), recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func eventID(t *testing.T, rec *kgo.Record) string {
+	t.Helper()
+	var ev lomsv1.OrderEvent
+	if err := proto.Unmarshal(rec.Value, &ev); err != nil {
+		t.Fatal(err)
+	}
+	return ev.GetEventId()
+}
+
+// checkExactlyOnceInOrder asserts that every produced event reached the
+// webhook exactly once, and each order's in the order produced.
+func checkExactlyOnceInOrder(t *testing.T, got []sender.Payload, orders map[int64][]*kgo.Record) {
+	t.Helper()
+	perEvent := map[string]int{}
+	perOrder := map[int64][]string{}
+	for _, p := range got {
+		perEvent[p.EventID]++
+		perOrder[p.OrderID] = append(perOrder[p.OrderID], p.EventID)
+	}
+	for id, recs := range orders {
+		var want []string
+		for _, r := range recs {
+			want = append(want, eventID(t, r))
+		}
+		if fmt.Sprint(perOrder[id]) != fmt.Sprint(want) {
+			t.Errorf("order %d: notified events %v, want %v in this order", id, perOrder[id], want)
+		}
+	}
+	for id, n := range perEvent {
+		if n != 1 {
+			t.Errorf("event %s notified %d times", id, n)
+		}
+	}
+}
+
+// The consumer is killed mid-stream after its offset commits were lost
+// (the broker refused them), so everything it handled is delivered again
+// to its successor: nothing is lost and nothing is sent twice.
+func TestRestartMidStreamLosesNothingAndSendsNothingTwice(t *testing.T) {
+	t.Parallel()
+	broker := newBroker(t)
+	var refuseCommits atomic.Bool
+	refuseCommits.Store(true)
+	broker.ControlKey(int16(kmsg.OffsetCommit), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		broker.KeepControl()
+		if !refuseCommits.Load() {
+			return nil, nil, false
+		}
+		r := req.(*kmsg.OffsetCommitRequest)
+		resp := r.ResponseKind().(*kmsg.OffsetCommitResponse)
+		for _, rt := range r.Topics {
+			st := kmsg.NewOffsetCommitResponseTopic()
+			st.Topic = rt.Topic
+			for _, rp := range rt.Partitions {
+				sp := kmsg.NewOffsetCommitResponseTopicPartition()
+				sp.Partition = rp.Partition
+				sp.ErrorCode = kerr.GroupAuthorizationFailed.Code
+				st.Partitions = append(st.Partitions, sp)
+			}
+			resp.Topics = append(resp.Topics, st)
+		}
+		return resp, nil, true
+	})
+	db := newDatabase(t)
+	hook := newWebhook(t)
+	orders := map[int64][]*kgo.Record{}
+	var all []*kgo.Record
+	for id := int64(1); id <= 200; id++ {
+		orders[id] = lifecycle(id)
+		all = append(all, orders[id]...)
+	}
+	produce(t, broker.ListenAddrs(), all...)
+
+	// Slow the first instance down so that it is stopped mid-stream.
+	var seen atomic.Int64
+	hook.setFail(func(sender.Payload) int {
+		seen.Add(1)
+		time.Sleep(2 * time.Millisecond)
+		return 0
+	})
+	first := start(t, db, broker.ListenAddrs(), hook.url, telemetry.Nop())
+	waitFor(t, "the first instance to notify 100 events", func() bool { return seen.Load() >= 100 })
+	first.stop()
+	handled := len(hook.received())
+	if handled >= len(all) {
+		t.Fatalf("the first instance handled all %d events before it was stopped; the test proves nothing", handled)
+	}
+
+	refuseCommits.Store(false)
+	hook.setFail(nil)
+	start(t, db, broker.ListenAddrs(), hook.url, telemetry.Nop())
+	waitFor(t, "every event to be notified", func() bool { return len(hook.received()) >= len(all) })
+	// Let redeliveries that would be duplicates arrive, if there were any.
+	time.Sleep(200 * time.Millisecond)
+	checkExactlyOnceInOrder(t, hook.received(), orders)
+	t.Logf("first instance notified %d of %d events; its successor the rest", handled, len(all))
+}
+
+// An undecodable record goes to the dead-letter topic with the reason, and
+// the records after it on its partition are handled.
+func TestUndecodableRecordGoesToDeadLetterTopic(t *testing.T) {
+	t.Parallel()
+	broker := newBroker(t)
+	hook := newWebhook(t)
+	start(t, newDatabase(t), broker.ListenAddrs(), hook.url, telemetry.Nop())
+
+	garbage := &kgo.Record{Topic: notifications.Topic, Key: []byte("7"), Value: []byte("not a protobuf \xff\xff\xff")}
+	noUser := event(7, lomsv1.OrderStatus_ORDER_STATUS_NEW, lomsv1.OrderStatus_ORDER_STATUS_UNSPECIFIED)
+	var ev lomsv1.OrderEvent
+	_ = proto.Unmarshal(noUser.Value, &ev)
+	ev.User = 0
+	noUser.Value, _ = proto.Marshal(&ev)
+	good := event(7, lomsv1.OrderStatus_ORDER_STATUS_NEW, lomsv1.OrderStatus_ORDER_STATUS_UNSPECIFIED)
+	produce(t, broker.ListenAddrs(), garbage, noUser, good)
+
+	waitFor(t, "the good event to be notified", func() bool { return len(hook.received()) == 1 })
+	if got := hook.received()[0].EventID; got != eventID(t, good) {
+		t.Errorf("notified event %s, want the good one %s", got, eventID(t, good))
+	}
+
+	client, err := kgo.NewClient(kgo.SeedBrokers(broker.ListenAddrs()...), kgo.ConsumeTopics(notifications.DeadLetterTopic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	var dead []*kgo.Record
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	for len(dead) < 2 && ctx.Err() == nil {
+		client.PollFetches(ctx).EachRecord(func(r *kgo.Record) { dead = append(dead, r) })
+	}
+	if len(dead) != 2 {
+		t.Fatalf("dead-letter topic holds %d records, want 2", len(dead))
+	}
+	for i, want := range []*kgo.Record{garbage, noUser} {
+		r := dead[i]
+		if string(r.Value) != string(want.Value) || string(r.Key) != "7" {
+			t.Errorf("dead letter %d: key %q value %q, want the original record", i, r.Key, r.Value)
+		}
+		reason := header(r, consumer.HeaderReason)
+		if reason == "" {
+			t.Errorf("dead letter %d has no %s header", i, consumer.HeaderReason)
+		}
+		if header(r, consumer.HeaderTopic) != notifications.Topic || header(r, consumer.HeaderOffset) == "" {
+			t.Errorf("dead letter %d does not say where it came from: %v", i, r.Headers)
+		}
+		t.Logf("dead letter %d: %s", i, reason)
+	}
+	if reason := header(dead[1], consumer.HeaderReason); !contains(reason, "user 0") {
+		t.Errorf("reason %q does not name the bad field", reason)
+	}
+}
+
+func header(r *kgo.Record, key string) string {
+	for _, h := range r.Headers {
+		if h.Key == key {
+			return string(h.Value)
+		}
+	}
+	return ""
+}
+
+func contains(s, sub string) bool {
+	return len(sub) == 0 || (len(s) >= len(sub) && indexOf(s, sub) >= 0)
+}
+
+func indexOf(s, sub string) int {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if s[i:i+len(sub)] == sub {
+			return i
+		}
+	}
+	return -1
+}
+
+// A webhook that fails for one order's notifications holds back that
+// order's partition only; once it recovers, the held notifications follow,
+// once each and in order. A notification the webhook rejects for good is
+// recorded as failed and does not block the ones after it.
+func TestFailingDeliveryIsRetriedWithoutBlockingOtherPartitions(t *testing.T) {
+	t.Parallel()
+	broker := newBroker(t)
+	hook := newWebhook(t)
+	run := start(t, newDatabase(t), broker.ListenAddrs(), hook.url, telemetry.Nop())
+
+	// Two orders on different partitions, as the producer's default
+	// partitioner places them.
+	part := kgo.StickyKeyPartitioner(nil).ForTopic(notifications.Topic)
+	partition := func(id int64) int {
+		return part.Partition(&kgo.Record{Key: strconv.AppendInt(nil, id, 10)}, 3)
+	}
+	stuck, other := int64(1), int64(2)
+	for partition(other) == partition(stuck) {
+		other++
+	}
+
+	var down atomic.Bool
+	down.Store(true)
+	hook.setFail(func(p sender.Payload) int {
+		if p.OrderID == stuck && down.Load() {
+			return http.StatusServiceUnavailable
+		}
+		if p.OrderID == other && p.Status == string(notification.StatusAwaitingPayment) {
+			return http.StatusUnprocessableEntity // rejected for good
+		}
+		return 0
+	})
+	orders := map[int64][]*kgo.Record{stuck: lifecycle(stuck), other: lifecycle(other)}
+	produce(t, broker.ListenAddrs(), append(orders[stuck], orders[other]...)...)
+
+	waitFor(t, "the other order's deliverable notifications", func() bool { return len(hook.received()) == 2 })
+	for _, p := range hook.received() {
+		if p.OrderID != other {
+			t.Fatalf("order %d was notified while its webhook was down", p.OrderID)
+		}
+	}
+	recs, err := run.app.Store().ForOrder(t.Context(), other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 3 || recs[1].Outcome != notification.Failed || !contains(recs[1].Failure, "422") {
+		t.Errorf("other order's records: %+v; want 3 with the second failed (422)", recs)
+	}
+
+	down.Store(false)
+	waitFor(t, "the held order's notifications", func() bool { return len(hook.received()) == 5 })
+	got := hook.received()
+	var stuckGot []sender.Payload
+	for _, p := range got {
+		if p.OrderID == stuck {
+			stuckGot = append(stuckGot, p)
+		}
+	}
+	checkExactlyOnceInOrder(t, stuckGot, map[int64][]*kgo.Record{stuck: orders[stuck]})
+}
