@@ -171,7 +171,11 @@ func (f *faults) productFaults(h http.Handler) http.Handler {
 			http.Error(w, "down", http.StatusServiceUnavailable)
 			return
 		}
-		time.Sleep(time.Duration(f.productDelay.Load()))
+		select {
+		case <-time.After(time.Duration(f.productDelay.Load())):
+		case <-r.Context().Done():
+			return
+		}
 		h.ServeHTTP(w, r)
 	})
 }
@@ -182,7 +186,13 @@ func (f *faults) lomsFaults(h http.Handler) http.Handler {
 			http.Error(w, "down", http.StatusServiceUnavailable)
 			return
 		}
-		time.Sleep(time.Duration(f.lomsDelay.Load()))
+		// A slow LOMS still stops when its caller goes away, so no
+		// handler outlives the test.
+		select {
+		case <-time.After(time.Duration(f.lomsDelay.Load())):
+		case <-r.Context().Done():
+			return
+		}
 		if strings.HasSuffix(r.URL.Path, "/CreateOrder") {
 			f.createOrders.Add(1)
 			if f.dropCreate.Add(-1) >= 0 {
