@@ -67,9 +67,15 @@ func (m *rpcMetrics) observe(procedure string, start time.Time, err error) {
 	code := "ok"
 	if err != nil {
 		code = connect.CodeOf(err).String()
+		// Connect sends a bare context error with its own code.
 		var ce *connect.Error
-		if !errors.As(err, &ce) && errors.Is(err, context.Canceled) {
-			code = connect.CodeCanceled.String()
+		if !errors.As(err, &ce) {
+			switch {
+			case errors.Is(err, context.Canceled):
+				code = connect.CodeCanceled.String()
+			case errors.Is(err, context.DeadlineExceeded):
+				code = connect.CodeDeadlineExceeded.String()
+			}
 		}
 	}
 	m.requests.WithLabelValues(procedure, code).Inc()

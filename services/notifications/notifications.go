@@ -62,8 +62,9 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger, tel *telemetry.Tele
 		DeadLetterTopic: DeadLetterTopic,
 		RetryBackoff:    100 * time.Millisecond,
 		RetryBackoffMax: cfg.RetryBackoffMax,
-		// A webhook delivery tries WebhookAttempts times, each bounded.
-		HandleTimeout: cfg.WebhookTimeout*time.Duration(cfg.WebhookAttempts) + 30*time.Second,
+		// A webhook delivery tries WebhookAttempts times, each bounded,
+		// with waits of up to 5s between them.
+		HandleTimeout: (cfg.WebhookTimeout+5*time.Second)*time.Duration(cfg.WebhookAttempts) + 10*time.Second,
 	}, h.handle, log, tel.Metrics)
 	if err != nil {
 		pool.Close()
@@ -78,8 +79,12 @@ func (a *App) Store() *store.Store { return a.store }
 // Worker is the consumer loop to run beside the health server.
 func (a *App) Worker() func(context.Context) error { return a.consumer.Run }
 
-// Close closes the database connections. Call it after the worker stopped.
-func (a *App) Close() { a.pool.Close() }
+// Close leaves the consumer group and closes the connections. Call it
+// after the worker stopped.
+func (a *App) Close() {
+	a.consumer.Close()
+	a.pool.Close()
+}
 
 // Run runs Notifications alone: `minizon notifications`. It has no RPC
 // API; its port serves health checks and /metrics.

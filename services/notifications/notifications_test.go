@@ -422,3 +422,32 @@ func TestFailingDeliveryIsRetriedWithoutBlockingOtherPartitions(t *testing.T) {
 	}
 	checkExactlyOnceInOrder(t, stuckGot, map[int64][]*kgo.Record{stuck: orders[stuck]})
 }
+
+// A second instance joining mid-stream takes over some partitions; the
+// first keeps the others and goes on with them: every event is notified
+// once, in order per order.
+func TestScalingOutMidStreamKeepsEveryPartitionMoving(t *testing.T) {
+	t.Parallel()
+	broker := newBroker(t)
+	db := newDatabase(t)
+	hook := newWebhook(t)
+	orders := map[int64][]*kgo.Record{}
+	var all []*kgo.Record
+	for id := int64(1); id <= 200; id++ {
+		orders[id] = lifecycle(id)
+		all = append(all, orders[id]...)
+	}
+	produce(t, broker.ListenAddrs(), all...)
+	var seen atomic.Int64
+	hook.setFail(func(sender.Payload) int {
+		seen.Add(1)
+		time.Sleep(2 * time.Millisecond)
+		return 0
+	})
+	start(t, db, broker.ListenAddrs(), hook.url, telemetry.Nop())
+	waitFor(t, "the first instance to notify 100 events", func() bool { return seen.Load() >= 100 })
+	start(t, db, broker.ListenAddrs(), hook.url, telemetry.Nop())
+	waitFor(t, "every event to be notified", func() bool { return len(hook.received()) >= len(all) })
+	time.Sleep(200 * time.Millisecond)
+	checkExactlyOnceInOrder(t, hook.received(), orders)
+}

@@ -34,8 +34,9 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	ch <- m.age
 }
 
-// Collect implements prometheus.Collector. A failed read reports the
-// metrics as invalid, so the scrape shows the error rather than a stale 0.
+// Collect implements prometheus.Collector. After a failed read the two
+// metrics are left out of the scrape (and the error logged), rather than
+// reported as a stale 0.
 func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), m.timeout)
 	defer cancel()

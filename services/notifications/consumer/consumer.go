@@ -70,13 +70,16 @@ type Consumer struct {
 	client  *kgo.Client
 	metrics *metrics
 
+	closeOnce sync.Once
+
 	mu      sync.Mutex
 	workers map[int32]*worker
 	// base is the context workers run under; set by Run.
 	base context.Context
 }
 
-// New connects a group member; it joins the group when Run starts. The
+// New returns a group member; it joins the group at once, and Run hands
+// out the records. Call Run, or Close if Run is never called. The
 // consumer's metrics are registered on reg.
 func New(cfg Config, handle Handler, log *slog.Logger, reg prometheus.Registerer) (*Consumer, error) {
 	if cfg.RetryBackoff <= 0 {
@@ -105,7 +108,7 @@ func New(cfg Config, handle Handler, log *slog.Logger, reg prometheus.Registerer
 		kgo.BlockRebalanceOnPoll(),
 		kgo.OnPartitionsAssigned(c.assigned),
 		kgo.OnPartitionsRevoked(c.revoked),
-		kgo.OnPartitionsLost(c.revoked),
+		kgo.OnPartitionsLost(c.lost),
 		// Resumed partitions are fetched at the next fetch, and with the
 		// embedded broker of `minizon dev` new records waited for an idle
 		// fetch to end (about 1s with a 1s wait; 30ms with 250ms): keep
@@ -121,9 +124,9 @@ func New(cfg Config, handle Handler, log *slog.Logger, reg prometheus.Registerer
 }
 
 // Run consumes until ctx is done. Then every worker finishes the record in
-// hand and commits, and the member leaves the group.
+// hand (within shutdownGrace) and commits, and the member leaves the group.
 func (c *Consumer) Run(ctx context.Context) error {
-	defer c.client.Close()
+	defer c.Close()
 	c.mu.Lock()
 	c.base = context.WithoutCancel(ctx)
 	c.mu.Unlock()
@@ -143,50 +146,100 @@ func (c *Consumer) Run(ctx context.Context) error {
 			c.mu.Lock()
 			w := c.workers[p.Partition]
 			c.mu.Unlock()
-			if w != nil {
-				w.push(p.Records, p.HighWatermark)
+			if w == nil {
+				// Cannot happen while rebalances wait for the poll loop;
+				// the records are not committed, so they come back.
+				c.log.ErrorContext(ctx, "consumer: records for a partition without a worker; dropped",
+					"topic", p.Topic, "partition", p.Partition, "records", len(p.Records))
+				return
 			}
+			w.push(p.Records, p.HighWatermark)
 		})
 		c.client.AllowRebalance()
 	}
 	c.client.AllowRebalance()
-	c.stop(nil)
+	c.stop(nil, shutdownGrace)
 	return nil
 }
+
+// Close leaves the group and closes the connections; Run does it on
+// return, Close is for a consumer whose Run never started.
+func (c *Consumer) Close() { c.closeOnce.Do(c.client.Close) }
+
+// How long a worker may finish its record in hand when its partition is
+// revoked or at shutdown, before that record's handling is cancelled (its
+// transaction rolls back and the next owner handles it). Rebalances wait
+// for this, so it stays well under the group's rebalance timeout.
+const shutdownGrace = 10 * time.Second
 
 func (c *Consumer) assigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, p := range assigned[c.cfg.Topic] {
-		w := &worker{c: c, partition: p, wake: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{})}
+		if c.workers[p] != nil {
+			continue // still ours
+		}
+		ctx, cancel := context.WithCancel(c.base)
+		w := &worker{c: c, partition: p, wake: make(chan struct{}, 1), quit: make(chan struct{}),
+			done: make(chan struct{}), cancel: cancel, next: -1}
 		c.workers[p] = w
-		go w.run(c.base)
+		go w.run(ctx)
 	}
 }
 
 // revoked stops the workers of partitions taken away, each after its
 // record in hand and a commit of what it handled, so that the next owner
-// starts right after.
+// starts right after. The cooperative balancer also calls it with nothing
+// revoked at the end of every session: the kept partitions' workers go on.
 func (c *Consumer) revoked(_ context.Context, _ *kgo.Client, revoked map[string][]int32) {
-	c.stop(revoked[c.cfg.Topic])
+	if ps := revoked[c.cfg.Topic]; len(ps) > 0 {
+		c.stop(ps, shutdownGrace)
+	}
 }
 
-// stop stops the given partitions' workers, or all of them for nil.
-func (c *Consumer) stop(partitions []int32) {
+// lost stops the workers of partitions already given to another member:
+// their commits would fail, so the record in hand is abandoned at once.
+func (c *Consumer) lost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+	if ps := lost[c.cfg.Topic]; len(ps) > 0 {
+		c.stop(ps, 0)
+	}
+}
+
+// stop stops the given partitions' workers, or all of them for nil, and
+// waits for them. A worker still busy after grace has its handling
+// cancelled. Workers stay in the map until they are done, so a revoke
+// during shutdown still waits for them.
+func (c *Consumer) stop(partitions []int32, grace time.Duration) {
 	c.mu.Lock()
 	var stopping []*worker
 	for p, w := range c.workers {
 		if partitions == nil || slices.Contains(partitions, p) {
 			stopping = append(stopping, w)
-			delete(c.workers, p)
+			w.stopOnce.Do(func() { close(w.quit) })
+		}
+	}
+	c.mu.Unlock()
+	timer := time.NewTimer(grace)
+	defer timer.Stop()
+	for _, w := range stopping {
+		select {
+		case <-w.done:
+		case <-timer.C:
+			for _, w := range stopping {
+				w.cancel()
+			}
+			<-w.done
+		}
+	}
+	c.mu.Lock()
+	for _, w := range stopping {
+		w.cancel()
+		if c.workers[w.partition] == w {
+			delete(c.workers, w.partition)
 		}
 	}
 	c.mu.Unlock()
 	for _, w := range stopping {
-		close(w.quit)
-	}
-	for _, w := range stopping {
-		<-w.done
 		// A pause outlives the assignment; the next owner of the
 		// partition, maybe this member again, must fetch it.
 		c.client.ResumeFetchPartitions(map[string][]int32{c.cfg.Topic: {w.partition}})
@@ -221,21 +274,34 @@ type worker struct {
 	partition int32
 	wake      chan struct{}
 	quit      chan struct{}
+	stopOnce  sync.Once
 	done      chan struct{}
+	// cancel ends the handling of the record in hand.
+	cancel context.CancelFunc
 
-	mu      sync.Mutex
-	queue   []*kgo.Record
-	hwm     int64
-	paused  bool
+	mu    sync.Mutex
+	queue []*kgo.Record
+	hwm   int64
+	// next is the offset of the next record to handle, -1 before the
+	// first one arrived.
+	next    int64
 	failing bool
+	// pauseMu makes deciding and telling the client one step, so that a
+	// pause and a resume cannot land in the wrong order.
+	pauseMu sync.Mutex
+	paused  bool
 }
 
 // push queues polled records; fetching pauses while too many wait.
 func (w *worker) push(recs []*kgo.Record, hwm int64) {
 	w.mu.Lock()
+	if w.next < 0 {
+		w.next = recs[0].Offset
+	}
 	w.queue = append(w.queue, recs...)
 	w.hwm = hwm
 	w.mu.Unlock()
+	w.reportLag()
 	w.updatePause()
 	select {
 	case w.wake <- struct{}{}:
@@ -259,14 +325,15 @@ func (w *worker) take() []*kgo.Record {
 // updatePause pauses fetching for the partition while its queue is long
 // or its records fail, and resumes it after.
 func (w *worker) updatePause() {
+	w.pauseMu.Lock()
+	defer w.pauseMu.Unlock()
 	w.mu.Lock()
 	want := w.failing || len(w.queue) >= queueHigh
-	change := want != w.paused
-	w.paused = want
 	w.mu.Unlock()
-	if !change {
+	if want == w.paused {
 		return
 	}
+	w.paused = want
 	tp := map[string][]int32{w.c.cfg.Topic: {w.partition}}
 	if want {
 		w.c.client.PauseFetchPartitions(tp)
@@ -280,6 +347,19 @@ func (w *worker) setFailing(f bool) {
 	w.failing = f
 	w.mu.Unlock()
 	w.updatePause()
+}
+
+// reportLag sets the lag gauge: records up to the last fetch's high
+// watermark not yet handled.
+func (w *worker) reportLag() {
+	w.mu.Lock()
+	lag := max(w.hwm-w.next, 0)
+	known := w.next >= 0
+	w.mu.Unlock()
+	if !known {
+		return
+	}
+	w.c.metrics.lag.WithLabelValues(w.c.cfg.Topic, strconv.Itoa(int(w.partition))).Set(float64(lag))
 }
 
 func (w *worker) run(ctx context.Context) {
@@ -296,13 +376,26 @@ func (w *worker) run(ctx context.Context) {
 		}
 		handled := 0
 		for _, rec := range batch {
-			if w.quitting() || !w.handle(ctx, rec) {
+			if w.quitting() {
+				break
+			}
+			ok, deadLettered := w.handle(ctx, rec)
+			if !ok {
 				break
 			}
 			handled++
+			w.mu.Lock()
+			w.next = rec.Offset + 1
+			w.mu.Unlock()
+			if deadLettered {
+				// Commit at once: a dead letter is not de-duplicated
+				// downstream, so it should not be written twice.
+				w.commit(ctx, rec)
+			}
 		}
 		if handled > 0 {
 			w.commit(ctx, batch[handled-1])
+			w.reportLag()
 		}
 		if handled < len(batch) {
 			return // told to quit; the rest is handled by the next owner
@@ -322,18 +415,22 @@ func (w *worker) quitting() bool {
 	}
 }
 
-// handle handles rec, retrying with backoff until it succeeds, goes to the
-// dead-letter topic, or the worker is told to quit (false).
-func (w *worker) handle(ctx context.Context, rec *kgo.Record) bool {
+// handle handles rec, retrying with backoff until it succeeds (ok), goes
+// to the dead-letter topic (ok and deadLettered), or the worker is told to
+// quit (not ok).
+func (w *worker) handle(ctx context.Context, rec *kgo.Record) (ok, deadLettered bool) {
 	c := w.c
 	backoff := c.cfg.RetryBackoff
 	for attempt := 1; ; attempt++ {
-		err := w.attempt(ctx, rec)
+		deadLettered, err := w.attempt(ctx, rec)
 		if err == nil {
 			if attempt > 1 {
 				w.setFailing(false)
 			}
-			return true
+			return true, deadLettered
+		}
+		if ctx.Err() != nil {
+			return false, false
 		}
 		c.metrics.retries.WithLabelValues(rec.Topic).Inc()
 		c.log.WarnContext(ctx, "consumer: record failed; retrying", "topic", rec.Topic, "partition", rec.Partition,
@@ -345,21 +442,22 @@ func (w *worker) handle(ctx context.Context, rec *kgo.Record) bool {
 		select {
 		case <-w.quit:
 			t.Stop()
-			return false
+			return false, false
 		case <-t.C:
 		}
 		backoff = min(backoff*2, c.cfg.RetryBackoffMax)
 	}
 }
 
-func (w *worker) attempt(ctx context.Context, rec *kgo.Record) error {
+// attempt handles rec once; a poison record is dead-lettered instead.
+func (w *worker) attempt(ctx context.Context, rec *kgo.Record) (deadLettered bool, err error) {
 	hctx, cancel := context.WithTimeout(ctx, w.c.cfg.HandleTimeout)
 	defer cancel()
-	err := w.c.handle(hctx, rec)
+	err = w.c.handle(hctx, rec)
 	if errors.Is(err, ErrPoison) {
-		return w.c.deadLetter(ctx, rec, err)
+		return true, w.c.deadLetter(ctx, rec, err)
 	}
-	return err
+	return false, err
 }
 
 // commit commits up to and including rec. A failed commit is logged, not
@@ -371,12 +469,7 @@ func (w *worker) commit(ctx context.Context, rec *kgo.Record) {
 	if err := w.c.client.CommitRecords(cctx, rec); err != nil {
 		w.c.log.WarnContext(ctx, "consumer: commit failed; records may be handled again", "topic", rec.Topic,
 			"partition", rec.Partition, "offset", rec.Offset, "error", err.Error())
-		return
 	}
-	w.mu.Lock()
-	lag := max(w.hwm-(rec.Offset+1), 0)
-	w.mu.Unlock()
-	w.c.metrics.lag.WithLabelValues(rec.Topic, strconv.Itoa(int(rec.Partition))).Set(float64(lag))
 }
 
 type metrics struct {
@@ -389,7 +482,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "minizon_consumer_lag",
-			Help: "Records of a partition not yet handled and committed, as of the last fetch.",
+			Help: "Records of a partition up to its high watermark (as of the last fetch) not yet handled.",
 		}, []string{"topic", "partition"}),
 		deadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "minizon_consumer_dead_lettered_total",

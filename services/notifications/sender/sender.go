@@ -58,11 +58,17 @@ type Webhook struct {
 	client *http.Client
 }
 
-// NewWebhook returns a webhook sender; client nil means a default one.
+// NewWebhook returns a webhook sender posting with (a copy of) client; nil
+// means a default one.
 func NewWebhook(cfg WebhookConfig, client *http.Client) *Webhook {
 	if client == nil {
 		client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16, IdleConnTimeout: 90 * time.Second}}
 	}
+	// A redirect would turn the POST into a body-less GET whose 200 would
+	// count as delivered: take it as a failure instead.
+	c := *client
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	client = &c
 	if cfg.Attempts < 1 {
 		cfg.Attempts = 1
 	}
@@ -86,9 +92,9 @@ type Payload struct {
 	Text           string    `json:"text"`
 }
 
-// Send posts n, retrying timeouts, network errors, 408, 429 and 5xx
-// answers with backoff. Other 4xx answers are final: the error wraps
-// notification.ErrRejected. Every attempt carries the event id in the
+// Send posts n, retrying network errors, timeouts and any answer but 2xx
+// with backoff, except 400, 409, 413 and 422: the receiver refused the
+// notification itself, and the error wraps notification.ErrRejected. Every attempt carries the event id in the
 // Idempotency-Key header, so that the receiver can drop a repeat.
 func (w *Webhook) Send(ctx context.Context, n notification.Notification) error {
 	body, err := json.Marshal(Payload{
@@ -142,9 +148,14 @@ func (w *Webhook) post(ctx context.Context, n notification.Notification, body []
 	switch code := res.StatusCode; {
 	case code >= 200 && code < 300:
 		return nil
-	case code == http.StatusRequestTimeout || code == http.StatusTooManyRequests || code >= 500:
-		return fmt.Errorf("webhook answered %s: %s", res.Status, snippet)
-	default:
+	case code == http.StatusBadRequest || code == http.StatusConflict || code == http.StatusRequestEntityTooLarge ||
+		code == http.StatusUnprocessableEntity:
+		// The receiver refused this notification itself.
 		return fmt.Errorf("%w: webhook answered %s: %s", notification.ErrRejected, res.Status, snippet)
+	default:
+		// Timeouts, overload and server errors pass; so does what an
+		// operator can fix (401, 403, 404, a redirect to a moved URL), and
+		// the notifications wait for it rather than being dropped.
+		return fmt.Errorf("webhook answered %s: %s", res.Status, snippet)
 	}
 }

@@ -164,11 +164,19 @@ func TestWebhookRetriesTransientAnswers(t *testing.T) {
 		{"503 twice", http.StatusServiceUnavailable, 2},
 		{"429 twice", http.StatusTooManyRequests, 2},
 		{"408 once", http.StatusRequestTimeout, 1},
+		// What an operator fixes (a token, a moved URL) is waited for, not
+		// taken as the receiver refusing the notification.
+		{"401 once", http.StatusUnauthorized, 1},
+		{"404 twice", http.StatusNotFound, 2},
+		{"redirect once", http.StatusFound, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			rc := newReceiver(t, func(i int, w http.ResponseWriter, _ *http.Request) {
 				if i < tc.failures {
+					if tc.code == http.StatusFound {
+						w.Header().Set("Location", "/moved")
+					}
 					w.WriteHeader(tc.code)
 					return
 				}
@@ -201,7 +209,7 @@ func TestWebhookRejectionIsFinal(t *testing.T) {
 		body, want string
 	}{
 		{http.StatusBadRequest, "unknown user 7\n", "400 Bad Request: unknown user 7"},
-		{http.StatusNotFound, `{"error":"no such hook"}`, `404 Not Found: {"error":"no such hook"}`},
+		{http.StatusConflict, `{"error":"duplicate"}`, `409 Conflict: {"error":"duplicate"}`},
 		{http.StatusUnprocessableEntity, "text too long", "422 Unprocessable Entity: text too long"},
 	} {
 		t.Run(http.StatusText(tc.code), func(t *testing.T) {

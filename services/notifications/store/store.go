@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -39,9 +40,14 @@ func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
 func (s *Store) Deliver(ctx context.Context, n notification.Notification,
 	send func(context.Context, notification.Notification) error) (notification.Outcome, error) {
 	outcome := notification.Sent
-	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(tx pgx.Tx) error {
+	// The transaction outlives ctx by a little: a send that succeeded just
+	// before ctx's deadline must still be committed, or the event would be
+	// sent again. Cancelling ctx still stops a send, and so the delivery.
+	txCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitGrace(ctx))
+	defer cancel()
+	err := pgx.BeginTxFunc(txCtx, s.pool, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(tx pgx.Tx) error {
 		q := db.New(tx)
-		claimed, err := q.InsertNotification(ctx, db.InsertNotificationParams{
+		claimed, err := q.InsertNotification(txCtx, db.InsertNotificationParams{
 			EventID:        pgtype.UUID{Bytes: n.EventID, Valid: true},
 			OrderID:        n.OrderID,
 			UserID:         n.User,
@@ -63,7 +69,7 @@ func (s *Store) Deliver(ctx context.Context, n notification.Notification,
 			return nil
 		case errors.Is(err, notification.ErrRejected):
 			outcome = notification.Failed
-			if err := q.MarkNotificationFailed(ctx, db.MarkNotificationFailedParams{
+			if err := q.MarkNotificationFailed(txCtx, db.MarkNotificationFailedParams{
 				EventID: pgtype.UUID{Bytes: n.EventID, Valid: true},
 				Failure: pgtype.Text{String: text(err.Error()), Valid: true},
 			}); err != nil {
@@ -77,6 +83,15 @@ func (s *Store) Deliver(ctx context.Context, n notification.Notification,
 		return 0, fmt.Errorf("deliver event %s: %w", n.EventID, err)
 	}
 	return outcome, nil
+}
+
+// commitGrace is how long the transaction may take: ctx's time left plus
+// a few seconds for the commit, or a minute when ctx has no deadline.
+func commitGrace(ctx context.Context) time.Duration {
+	if d, ok := ctx.Deadline(); ok {
+		return time.Until(d) + 5*time.Second
+	}
+	return time.Minute
 }
 
 // text makes s storable as Postgres text: valid UTF-8 without NUL bytes.

@@ -22,7 +22,9 @@ DELETE FROM outbox WHERE sent_at < @before::timestamptz;
 
 -- name: OutboxBacklog :one
 -- Unsent events and how long the oldest has waited, for /metrics.
-SELECT count(*)::bigint AS unsent,
-    COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0)::float8 AS oldest_age_seconds
-FROM outbox
-WHERE sent_at IS NULL;
+-- The oldest is the first by id (the partial index); created_at comes
+-- from the application's clock, so the age is kept from going negative.
+SELECT
+    (SELECT count(*) FROM outbox WHERE sent_at IS NULL)::bigint AS unsent,
+    COALESCE((SELECT GREATEST(EXTRACT(EPOCH FROM now() - created_at), 0) FROM outbox
+        WHERE sent_at IS NULL ORDER BY id LIMIT 1), 0)::float8 AS oldest_age_seconds;

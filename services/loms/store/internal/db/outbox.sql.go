@@ -107,10 +107,10 @@ func (q *Queries) MarkOutboxSent(ctx context.Context, arg MarkOutboxSentParams) 
 }
 
 const outboxBacklog = `-- name: OutboxBacklog :one
-SELECT count(*)::bigint AS unsent,
-    COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0)::float8 AS oldest_age_seconds
-FROM outbox
-WHERE sent_at IS NULL
+SELECT
+    (SELECT count(*) FROM outbox WHERE sent_at IS NULL)::bigint AS unsent,
+    COALESCE((SELECT GREATEST(EXTRACT(EPOCH FROM now() - created_at), 0) FROM outbox
+        WHERE sent_at IS NULL ORDER BY id LIMIT 1), 0)::float8 AS oldest_age_seconds
 `
 
 type OutboxBacklogRow struct {
@@ -119,6 +119,8 @@ type OutboxBacklogRow struct {
 }
 
 // Unsent events and how long the oldest has waited, for /metrics.
+// The oldest is the first by id (the partial index); created_at comes
+// from the application's clock, so the age is kept from going negative.
 func (q *Queries) OutboxBacklog(ctx context.Context) (OutboxBacklogRow, error) {
 	row := q.db.QueryRow(ctx, outboxBacklog)
 	var i OutboxBacklogRow
