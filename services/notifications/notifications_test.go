@@ -221,6 +221,34 @@ func checkExactlyOnceInOrder(t *testing.T, got []sender.Payload, orders map[int6
 	}
 }
 
+// backlog produces the events of 200 orders.
+func backlog(t *testing.T, broker *kfake.Cluster) (map[int64][]*kgo.Record, []*kgo.Record) {
+	t.Helper()
+	orders := map[int64][]*kgo.Record{}
+	var all []*kgo.Record
+	for id := int64(1); id <= 200; id++ {
+		orders[id] = lifecycle(id)
+		all = append(all, orders[id]...)
+	}
+	produce(t, broker.ListenAddrs(), all...)
+	return orders, all
+}
+
+// startMidStream starts an instance with a slowed-down webhook and returns
+// once it has notified 100 events, so that it is caught mid-stream.
+func startMidStream(t *testing.T, db string, broker *kfake.Cluster, hook *webhook) *running {
+	t.Helper()
+	var seen atomic.Int64
+	hook.setFail(func(sender.Payload) int {
+		seen.Add(1)
+		time.Sleep(2 * time.Millisecond)
+		return 0
+	})
+	r := start(t, db, broker.ListenAddrs(), hook.url, telemetry.Nop())
+	waitFor(t, "the first instance to notify 100 events", func() bool { return seen.Load() >= 100 })
+	return r
+}
+
 // The consumer is killed mid-stream after its offset commits were lost
 // (the broker refused them), so everything it handled is delivered again
 // to its successor: nothing is lost and nothing is sent twice.
@@ -251,23 +279,8 @@ func TestRestartMidStreamLosesNothingAndSendsNothingTwice(t *testing.T) {
 	})
 	db := newDatabase(t)
 	hook := newWebhook(t)
-	orders := map[int64][]*kgo.Record{}
-	var all []*kgo.Record
-	for id := int64(1); id <= 200; id++ {
-		orders[id] = lifecycle(id)
-		all = append(all, orders[id]...)
-	}
-	produce(t, broker.ListenAddrs(), all...)
-
-	// Slow the first instance down so that it is stopped mid-stream.
-	var seen atomic.Int64
-	hook.setFail(func(sender.Payload) int {
-		seen.Add(1)
-		time.Sleep(2 * time.Millisecond)
-		return 0
-	})
-	first := start(t, db, broker.ListenAddrs(), hook.url, telemetry.Nop())
-	waitFor(t, "the first instance to notify 100 events", func() bool { return seen.Load() >= 100 })
+	orders, all := backlog(t, broker)
+	first := startMidStream(t, db, broker, hook)
 	first.stop()
 	handled := len(hook.received())
 	if handled >= len(all) {
@@ -431,21 +444,8 @@ func TestScalingOutMidStreamKeepsEveryPartitionMoving(t *testing.T) {
 	broker := newBroker(t)
 	db := newDatabase(t)
 	hook := newWebhook(t)
-	orders := map[int64][]*kgo.Record{}
-	var all []*kgo.Record
-	for id := int64(1); id <= 200; id++ {
-		orders[id] = lifecycle(id)
-		all = append(all, orders[id]...)
-	}
-	produce(t, broker.ListenAddrs(), all...)
-	var seen atomic.Int64
-	hook.setFail(func(sender.Payload) int {
-		seen.Add(1)
-		time.Sleep(2 * time.Millisecond)
-		return 0
-	})
-	start(t, db, broker.ListenAddrs(), hook.url, telemetry.Nop())
-	waitFor(t, "the first instance to notify 100 events", func() bool { return seen.Load() >= 100 })
+	orders, all := backlog(t, broker)
+	startMidStream(t, db, broker, hook)
 	start(t, db, broker.ListenAddrs(), hook.url, telemetry.Nop())
 	waitFor(t, "every event to be notified", func() bool { return len(hook.received()) >= len(all) })
 	time.Sleep(200 * time.Millisecond)
