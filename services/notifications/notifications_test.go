@@ -99,14 +99,14 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func newDatabase(t *testing.T) string {
+func newDatabase(t testing.TB) string {
 	t.Helper()
 	return pg.NewDatabase(t, "notifications", func(ctx context.Context, url string) error {
 		return migrate.Up(ctx, url, "notifications")
 	})
 }
 
-func newBroker(t *testing.T, opts ...kfake.Opt) *kfake.Cluster {
+func newBroker(t testing.TB, opts ...kfake.Opt) *kfake.Cluster {
 	t.Helper()
 	c, err := kfake.NewCluster(append([]kfake.Opt{kfake.NumBrokers(1), kfake.SeedTopics(3, notifications.Topic),
 		kfake.AllowAutoTopicCreation()}, opts...)...)
@@ -123,7 +123,7 @@ type running struct {
 	stop func()
 }
 
-func start(t *testing.T, dbURL string, brokers []string, webhookURL string, tel *telemetry.Telemetry) *running {
+func start(t testing.TB, dbURL string, brokers []string, webhookURL string, tel *telemetry.Telemetry) *running {
 	t.Helper()
 	app, err := notifications.Open(t.Context(), notifications.Config{
 		DatabaseURL: dbURL, KafkaBrokers: brokers, WebhookURL: webhookURL,
@@ -174,7 +174,7 @@ func lifecycle(orderID int64) []*kgo.Record {
 	}
 }
 
-func produce(t *testing.T, brokers []string, recs ...*kgo.Record) {
+func produce(t testing.TB, brokers []string, recs ...*kgo.Record) {
 	t.Helper()
 	client, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic(notifications.Topic))
 	if err != nil {
