@@ -171,7 +171,7 @@ func TestDevRunsTheWholeSystem(t *testing.T) {
 	var got map[string][]string
 	for {
 		got = logs.notifications(t)
-		if len(got[purchase.OrderID]) == 3 && paid.IsZero() == false {
+		if len(got[purchase.OrderID]) == 3 && !paid.IsZero() {
 			t.Logf("the purchase's payment was notified %v after OrderPayed returned", logs.seen(purchase.OrderID, "payed").Sub(paid))
 			paid = time.Time{}
 		}

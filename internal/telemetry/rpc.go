@@ -2,7 +2,6 @@ package telemetry
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -63,20 +62,12 @@ type rpcMetrics struct {
 	duration *prometheus.HistogramVec
 }
 
+// observe counts one RPC. Every error here is a *connect.Error already:
+// the platform's log interceptor, inside this one, codes the rest.
 func (m *rpcMetrics) observe(procedure string, start time.Time, err error) {
 	code := "ok"
 	if err != nil {
 		code = connect.CodeOf(err).String()
-		// Connect sends a bare context error with its own code.
-		var ce *connect.Error
-		if !errors.As(err, &ce) {
-			switch {
-			case errors.Is(err, context.Canceled):
-				code = connect.CodeCanceled.String()
-			case errors.Is(err, context.DeadlineExceeded):
-				code = connect.CodeDeadlineExceeded.String()
-			}
-		}
 	}
 	m.requests.WithLabelValues(procedure, code).Inc()
 	m.duration.WithLabelValues(procedure, code).Observe(time.Since(start).Seconds())
@@ -84,9 +75,6 @@ func (m *rpcMetrics) observe(procedure string, start time.Time, err error) {
 
 func (m *rpcMetrics) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
-		if req.Spec().IsClient {
-			return next(ctx, req)
-		}
 		start := time.Now()
 		res, err := next(ctx, req)
 		m.observe(req.Spec().Procedure, start, err)

@@ -100,6 +100,9 @@ func decode(value []byte) (notification.Notification, error) {
 	if err != nil {
 		return notification.Notification{}, fmt.Errorf("%w: event_id %q is not a UUID", notification.ErrInvalid, ev.GetEventId())
 	}
+	if ev.GetOccurredAt() == nil {
+		return notification.Notification{}, fmt.Errorf("%w: occurred_at missing", notification.ErrInvalid)
+	}
 	n := notification.Notification{
 		EventID:    id,
 		OrderID:    ev.GetOrderId(),
@@ -107,9 +110,6 @@ func decode(value []byte) (notification.Notification, error) {
 		Status:     status(ev.GetStatus()),
 		Previous:   status(ev.GetPreviousStatus()),
 		OccurredAt: ev.GetOccurredAt().AsTime(),
-	}
-	if ev.GetOccurredAt() == nil {
-		return notification.Notification{}, fmt.Errorf("%w: occurred_at missing", notification.ErrInvalid)
 	}
 	return n, n.Validate()
 }

@@ -3,12 +3,13 @@ package notifications_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -210,7 +211,7 @@ func checkExactlyOnceInOrder(t *testing.T, got []sender.Payload, orders map[int6
 		for _, r := range recs {
 			want = append(want, eventID(t, r))
 		}
-		if fmt.Sprint(perOrder[id]) != fmt.Sprint(want) {
+		if !slices.Equal(perOrder[id], want) {
 			t.Errorf("order %d: notified events %v, want %v in this order", id, perOrder[id], want)
 		}
 	}
@@ -348,7 +349,7 @@ func TestUndecodableRecordGoesToDeadLetterTopic(t *testing.T) {
 		}
 		t.Logf("dead letter %d: %s", i, reason)
 	}
-	if reason := header(dead[1], consumer.HeaderReason); !contains(reason, "user 0") {
+	if reason := header(dead[1], consumer.HeaderReason); !strings.Contains(reason, "user 0") {
 		t.Errorf("reason %q does not name the bad field", reason)
 	}
 }
@@ -360,19 +361,6 @@ func header(r *kgo.Record, key string) string {
 		}
 	}
 	return ""
-}
-
-func contains(s, sub string) bool {
-	return len(sub) == 0 || (len(s) >= len(sub) && indexOf(s, sub) >= 0)
-}
-
-func indexOf(s, sub string) int {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if s[i:i+len(sub)] == sub {
-			return i
-		}
-	}
-	return -1
 }
 
 // A webhook that fails for one order's notifications holds back that
@@ -420,7 +408,7 @@ func TestFailingDeliveryIsRetriedWithoutBlockingOtherPartitions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(recs) != 3 || recs[1].Outcome != notification.Failed || !contains(recs[1].Failure, "422") {
+	if len(recs) != 3 || recs[1].Outcome != notification.Failed || !strings.Contains(recs[1].Failure, "422") {
 		t.Errorf("other order's records: %+v; want 3 with the second failed (422)", recs)
 	}
 

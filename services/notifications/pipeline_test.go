@@ -3,6 +3,7 @@ package notifications_test
 import (
 	"context"
 	"net/http"
+	"slices"
 	"testing"
 	"time"
 
@@ -132,15 +133,8 @@ func TestEveryStatusChangeOfConcurrentOrdersIsNotifiedOnceInOrder(t *testing.T) 
 		for _, r := range recs {
 			gotStatuses = append(gotStatuses, r.Status)
 		}
-		if len(gotStatuses) != len(statuses) {
+		if !slices.Equal(gotStatuses, statuses) {
 			t.Errorf("order %d: recorded %v, want %v", id, gotStatuses, statuses)
-			continue
-		}
-		for k := range statuses {
-			if gotStatuses[k] != statuses[k] {
-				t.Errorf("order %d: recorded %v, want %v", id, gotStatuses, statuses)
-				break
-			}
 		}
 	}
 }

@@ -7,17 +7,22 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
+// BacklogReader reports what waits to be published.
+type BacklogReader interface {
+	Backlog(ctx context.Context) (Backlog, error)
+}
+
 // Metrics reports the outbox's backlog to Prometheus, read from the
 // database at each scrape, so that every replica reports the same truth.
 type Metrics struct {
-	src     Source
+	src     BacklogReader
 	unsent  *prometheus.Desc
 	age     *prometheus.Desc
 	timeout time.Duration
 }
 
 // NewMetrics returns a collector reading the backlog from src.
-func NewMetrics(src Source) *Metrics {
+func NewMetrics(src BacklogReader) *Metrics {
 	return &Metrics{
 		src: src,
 		unsent: prometheus.NewDesc("minizon_outbox_unsent_events",

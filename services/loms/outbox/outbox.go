@@ -46,8 +46,6 @@ type Source interface {
 	PublishBatch(ctx context.Context, max int, publish func(context.Context, []Message) error) (int, error)
 	// DeleteSent removes messages sent before the given time.
 	DeleteSent(ctx context.Context, before time.Time) (int64, error)
-	// Backlog reports what waits to be published.
-	Backlog(ctx context.Context) (Backlog, error)
 }
 
 // Config tunes the relay.

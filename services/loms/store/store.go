@@ -345,7 +345,7 @@ func (s *Store) DeleteSent(ctx context.Context, before time.Time) (int64, error)
 	return n, nil
 }
 
-// Backlog implements outbox.Source.
+// Backlog implements outbox.BacklogReader.
 func (s *Store) Backlog(ctx context.Context) (outbox.Backlog, error) {
 	row, err := db.New(s.pool).OutboxBacklog(ctx)
 	if err != nil {
