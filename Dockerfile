@@ -8,7 +8,9 @@
 FROM --platform=$BUILDPLATFORM golang:1.26-bookworm AS build
 WORKDIR /src
 # Modules first: this layer is rebuilt only when go.mod or go.sum change.
+# gen/ is a module of its own that go.mod replaces with the local folder.
 COPY go.mod go.sum ./
+COPY gen/go.mod gen/go.sum ./gen/
 RUN --mount=type=cache,target=/go/pkg/mod go mod download
 COPY . .
 ARG TARGETOS TARGETARCH

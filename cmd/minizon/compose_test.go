@@ -849,6 +849,22 @@ func loadDockerfile(t *testing.T) (dockerImage, []string) {
 	if build == nil {
 		t.Fatal("Dockerfile: no stage runs go build")
 	}
+	// `go mod download` loads every module go.mod replaces with a local
+	// folder: each one's go.mod must be in the image before it runs.
+	for _, dir := range localReplaces(t) {
+		copied := false
+		for _, in := range build.instrs {
+			if in[0] == "COPY" && slices.Contains(strings.Fields(in[1]), dir+"/go.mod") {
+				copied = true
+			}
+			if in[0] == "RUN" && strings.Contains(in[1], "go mod download") {
+				if !copied {
+					fail("%q runs before %s/go.mod is copied (go.mod replaces a module with ./%s)", in[1], dir, dir)
+				}
+				break
+			}
+		}
+	}
 	goVer := goVersion(t)
 	repo, tag, _ := strings.Cut(build.image, ":")
 	if repo != "golang" || !regexp.MustCompile(`^`+regexp.QuoteMeta(goVer)+`($|[.-])`).MatchString(tag) {
@@ -889,6 +905,20 @@ func loadDockerfile(t *testing.T) (dockerImage, []string) {
 		fail("ENTRYPOINT %q is not the binary copied from the build stage's %s (copied to %q)", img.entrypoint, out, binary)
 	}
 	return img, problems
+}
+
+// localReplaces are the folders go.mod replaces modules with, such as gen.
+func localReplaces(t *testing.T) []string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(repoRoot, "go.mod"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dirs []string
+	for _, m := range regexp.MustCompile(`(?m)^replace\s+\S+\s+=>\s+\./(\S+)\s*$`).FindAllSubmatch(b, -1) {
+		dirs = append(dirs, string(m[1]))
+	}
+	return dirs
 }
 
 func TestDockerfile(t *testing.T) {
