@@ -19,6 +19,7 @@ import (
 	"github.com/minizon/minizon/services/loms"
 	"github.com/minizon/minizon/services/notifications"
 	"github.com/minizon/minizon/services/product"
+	"github.com/minizon/minizon/web"
 )
 
 // devSettings are what only `minizon dev` reads.
@@ -165,6 +166,11 @@ func runDev(ctx context.Context, pcfg platform.Config, cfg devConfig, log *slog.
 	lapp.Mount(srv)
 	papp.Mount(srv)
 	capp.Mount(srv)
+	page, err := web.Storefront()
+	if err != nil {
+		return err
+	}
+	srv.HandleRest(page)
 	printBanner(out, "http://"+ln.Addr().String(), lcfg.KafkaBrokers, serverURL)
 	return srv.Run(ctx, ln, append(lapp.Workers(), napp.Worker())...)
 }
@@ -182,6 +188,7 @@ func dialAddr(a net.Addr) string {
 
 func printBanner(out io.Writer, base string, brokers []string, postgres string) {
 	fmt.Fprintf(out, `miniZON is running at %[1]s (Connect, gRPC and gRPC-Web on one port)
+Storefront: open %[1]s/ in a browser
 Kafka brokers: %[2]v (topic loms.order-events)
 Postgres: %[3]s (databases loms, checkout, product, notifications)
 Metrics: %[1]s/metrics · Notifications are log lines with msg="notification sent"

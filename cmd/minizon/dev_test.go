@@ -214,6 +214,17 @@ func TestDevRunsTheWholeSystem(t *testing.T) {
 		}
 	}
 
+	// The storefront is the demo: the printed address serves it.
+	page, err := http.Get(base + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	html, _ := io.ReadAll(page.Body)
+	page.Body.Close()
+	if page.StatusCode != http.StatusOK || !strings.Contains(string(html), `<div id="app">`) {
+		t.Errorf("GET / = %d %.200q, want the storefront page", page.StatusCode, html)
+	}
+
 	cancel()
 	select {
 	case err := <-done:

@@ -90,6 +90,12 @@ func (s *Server) Mount(serviceName, path string, h http.Handler) {
 	s.health.SetStatus(serviceName, grpchealth.StatusServing)
 }
 
+// HandleRest serves every path no mounted service or built-in route claims,
+// such as the storefront page at "/".
+func (s *Server) HandleRest(h http.Handler) {
+	s.mux.Handle("/", h)
+}
+
 // Handler returns the complete handler tree: the mounted services, health,
 // reflection, CORS and the body limit. Call it after every Mount.
 func (s *Server) Handler() http.Handler {

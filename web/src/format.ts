@@ -1,0 +1,45 @@
+import { OrderStatus } from "./gen/minizon/loms/v1/loms_pb.js";
+
+const number = new Intl.NumberFormat("en-US");
+
+/** money formats a price; the catalog's prices are whole roubles. */
+export function money(v: number | bigint): string {
+  return `${number.format(v)} ₽`;
+}
+
+export function count(v: number | bigint): string {
+  return number.format(v);
+}
+
+/** statusLabel is what a person reads; the wire keeps the spelling "payed". */
+export function statusLabel(s: OrderStatus): string {
+  switch (s) {
+    case OrderStatus.NEW:
+      return "New";
+    case OrderStatus.AWAITING_PAYMENT:
+      return "Awaiting payment";
+    case OrderStatus.FAILED:
+      return "Failed";
+    case OrderStatus.PAYED:
+      return "Paid";
+    case OrderStatus.CANCELLED:
+      return "Cancelled";
+    default:
+      return "Unknown";
+  }
+}
+
+/** statusName is the enum's name on the wire, e.g. ORDER_STATUS_PAYED. */
+export function statusName(s: OrderStatus): string {
+  return "ORDER_STATUS_" + (OrderStatus[s] ?? "UNSPECIFIED");
+}
+
+/** isOpen says whether an order's status can still change by a caller. */
+export function isOpen(s: OrderStatus): boolean {
+  return s === OrderStatus.NEW || s === OrderStatus.AWAITING_PAYMENT;
+}
+
+/** hue gives each product a stable colour for its placeholder picture. */
+export function hue(sku: number): number {
+  return (Math.imul(sku, 2654435761) >>> 0) % 360;
+}
