@@ -145,7 +145,7 @@ func (c *Client) Product(ctx context.Context, sku uint32) (cart.Product, error) 
 			if r.Err == nil {
 				return r.Val.(cart.Product), nil
 			}
-			if attempt == 0 && connect.CodeOf(r.Err) == connect.CodeDeadlineExceeded && ctx.Err() == nil {
+			if attempt == 0 && connect.CodeOf(r.Err) == connect.CodeDeadlineExceeded && !deadlinePassed(ctx) {
 				continue
 			}
 			return cart.Product{}, r.Err
@@ -153,6 +153,19 @@ func (c *Client) Product(ctx context.Context, sku uint32) (cart.Product, error) 
 			return cart.Product{}, c.dep.Error(ctx, ctx.Err())
 		}
 	}
+}
+
+// deadlinePassed tells whether ctx is done or its deadline has come. The
+// second matters right at the deadline: the shared call's own timer for the
+// same instant may have fired before ctx's, and the caller that started the
+// call must not then start another under a deadline already gone, which
+// callers with time left would join and fail with.
+func deadlinePassed(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	dl, ok := ctx.Deadline()
+	return ok && !time.Now().Before(dl)
 }
 
 // fetch makes the call, waiting for the rate limiter first; the timeout
