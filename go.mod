@@ -72,3 +72,6 @@ require (
 // generated code without the server's dependencies; here it is built from
 // this tree.
 replace github.com/minizon/minizon/gen => ./gen
+
+// ./... need not walk the storefront's npm packages.
+ignore ./web/node_modules

@@ -27,7 +27,9 @@ func Storefront() (http.Handler, error) {
 	}
 	files := http.FileServerFS(root)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		// Nor are folders listed: only "/" names one, and means index.html.
+		if r.Method != http.MethodGet && r.Method != http.MethodHead ||
+			r.URL.Path != "/" && strings.HasSuffix(r.URL.Path, "/") {
 			http.NotFound(w, r)
 			return
 		}

@@ -50,8 +50,10 @@ func TestStorefrontServesTheBuiltPage(t *testing.T) {
 		}
 	}
 
-	if res, _ := get(t, h, http.MethodGet, "/nope.js"); res.StatusCode != http.StatusNotFound {
-		t.Errorf("GET /nope.js = %d, want 404", res.StatusCode)
+	for _, path := range []string{"/nope.js", "/assets/"} {
+		if res, _ := get(t, h, http.MethodGet, path); res.StatusCode != http.StatusNotFound {
+			t.Errorf("GET %s = %d, want 404", path, res.StatusCode)
+		}
 	}
 	// It sits at "/" beside the RPC routes: an RPC to a service no one
 	// serves must still be a 404 (Unimplemented), not the page.

@@ -16,6 +16,7 @@ export default defineConfig({
     assetsDir: "assets",
   },
   server: {
+    host: "127.0.0.1",
     proxy: {
       "/minizon.": target,
       "/route256.": target,

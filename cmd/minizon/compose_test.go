@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -915,8 +916,9 @@ func localReplaces(t *testing.T) []string {
 		t.Fatal(err)
 	}
 	var dirs []string
-	for _, m := range regexp.MustCompile(`(?m)^replace\s+\S+\s+=>\s+\./(\S+)\s*$`).FindAllSubmatch(b, -1) {
-		dirs = append(dirs, string(m[1]))
+	// `replace m => ./dir` alone or in a replace ( ... ) block.
+	for _, m := range regexp.MustCompile(`(?m)^(?:replace)?\s*\S+(?:\s+\S+)?\s+=>\s+(\.\.?/\S+)\s*$`).FindAllSubmatch(b, -1) {
+		dirs = append(dirs, path.Clean(string(m[1])))
 	}
 	return dirs
 }

@@ -7,28 +7,34 @@ import { LomsService } from "./gen/minizon/loms/v1/loms_pb.js";
 import { ProductService } from "./gen/route256/product/product_pb.js";
 import type { Settings } from "./settings.js";
 
+// No call waits longer: a server that accepts the connection and never
+// answers must not leave a button spinning.
+const timeoutMs = 10_000;
+
 export interface API {
   checkout: Client<typeof CheckoutService>;
   loms: Client<typeof LomsService>;
   product: Client<typeof ProductService>;
-  token: string;
+  settings: Settings;
 }
 
 export function newAPI(s: Settings): API {
-  // Read-only RPCs (ListCart, Stocks, GetProduct, ListSkus, ListOrder) are
-  // marked NO_SIDE_EFFECTS, so they go as cacheable GET requests.
-  const transport = (baseUrl: string) => createConnectTransport({ baseUrl, useHttpGet: true });
+  // Read-only RPCs of Checkout and LOMS (ListCart, Stocks, ListOrder) are
+  // NO_SIDE_EFFECTS, so they go as GET requests. ProductService's carry the
+  // token, which must not end up in URLs and access logs: POST.
+  const transport = (baseUrl: string, useHttpGet: boolean) =>
+    createConnectTransport({ baseUrl, useHttpGet, defaultTimeoutMs: timeoutMs });
   return {
-    checkout: createClient(CheckoutService, transport(s.checkout)),
-    loms: createClient(LomsService, transport(s.loms)),
-    product: createClient(ProductService, transport(s.product)),
-    token: s.token,
+    checkout: createClient(CheckoutService, transport(s.checkout, true)),
+    loms: createClient(LomsService, transport(s.loms, true)),
+    product: createClient(ProductService, transport(s.product, false)),
+    settings: s,
   };
 }
 
 /** ShownError is an error as the page shows it: a Connect code and a message. */
 export interface ShownError {
-  /** The code as it is on the wire, e.g. not_found. */
+  /** The code as it is on the wire, e.g. not_found; empty for checks the page made itself. */
   code: string;
   message: string;
   /** What a person can do about it, if the page knows. */
@@ -36,10 +42,10 @@ export interface ShownError {
 }
 
 /**
- * describe turns anything a call threw into its Connect code and message.
- * A request the browser could not send at all (the server is down, or it
- * refused this origin) is a TypeError from fetch, which connect-web reports
- * as unknown: the hint says so, since the browser hides which it was.
+ * describe turns anything a call to baseUrl threw into its Connect code and
+ * message. A request the browser could not send at all (the server is down,
+ * or it refused this origin) is a TypeError from fetch, which connect-web
+ * reports as unknown: the hint says so, since the browser hides which it was.
  */
 export function describe(err: unknown, baseUrl: string): ShownError {
   const ce = ConnectError.from(err);

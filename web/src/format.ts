@@ -43,3 +43,13 @@ export function isOpen(s: OrderStatus): boolean {
 export function hue(sku: number): number {
   return (Math.imul(sku, 2654435761) >>> 0) % 360;
 }
+
+const maxInt64 = 2n ** 63n - 1n;
+
+/** parseId reads a positive int64 id (a user or an order), or null. */
+export function parseId(text: string): bigint | null {
+  const t = text.trim();
+  if (!/^[1-9][0-9]{0,18}$/.test(t)) return null;
+  const v = BigInt(t);
+  return v <= maxInt64 ? v : null;
+}

@@ -1,16 +1,23 @@
 // The miniZON storefront: one page over Checkout, LOMS and ProductService.
-// State lives in plain objects; each panel re-renders from it after a call.
+//
+// State lives in plain objects. Panels are built once and updated in place
+// (a product card, an order card), so that the status polling and the
+// answers arriving one by one never replace a button under the pointer or
+// an input being typed in. Loads are "latest wins": an answer that a newer
+// request, a page turn, a user switch or a change of connection has made
+// stale is dropped instead of shown.
 import "./style.css";
 import { describe, newAPI, type API, type ShownError } from "./api.js";
 import { h, mount, type Child } from "./dom.js";
-import { count, hue, isOpen, money, statusLabel, statusName } from "./format.js";
+import { count, hue, isOpen, money, parseId, statusLabel, statusName } from "./format.js";
 import type { CartItem } from "./gen/minizon/checkout/v1/checkout_pb.js";
 import { OrderStatus, type OrderItem, type Stock } from "./gen/minizon/loms/v1/loms_pb.js";
-import { checkURL, defaultSettings, loadSettings, saveSettings, type Settings } from "./settings.js";
+import { checkSettings, defaultSettings, loadSettings, normalize, saveSettings, type Settings } from "./settings.js";
 
 const pageSize = 12;
-// Open orders are asked for their status this often, so a payment made
-// elsewhere or LOMS cancelling an unpaid order shows up by itself.
+// Open orders are asked for their status this long after the last round
+// ended, so a payment made elsewhere or LOMS cancelling an unpaid order
+// shows up by itself.
 const watchInterval = 2000;
 
 interface Product {
@@ -19,257 +26,280 @@ interface Product {
 }
 
 interface Order {
-  status: OrderStatus;
-  user: bigint;
+  status?: OrderStatus;
+  user?: bigint;
   items: OrderItem[];
+  /** Why the last read failed, until one succeeds. */
+  error?: ShownError;
+  /** LOMS does not know it (not_found): it is not asked again. */
+  gone?: boolean;
 }
 
 interface Failure extends ShownError {
   id: number;
   /** What the page was doing, e.g. "Pay order 12". */
   action: string;
+  /** Not an error: something to know, such as an order that failed. */
+  notice?: boolean;
 }
 
+const loaded = loadSettings(location, localStorage, sessionStorage);
 const state = {
-  settings: loadSettings(location, localStorage),
-  user: loadUser(),
+  settings: loaded.settings,
+  user: parseId(localStorage.getItem("minizon.user") ?? "") ?? 1n,
   // pageStarts[i] is the start_after_sku of page i; page 0 starts at 0.
   pageStarts: [0],
   page: 0,
   skus: [] as number[],
   hasNext: false,
-  catalogLoading: true,
+  catalog: "loading" as "loading" | "ready" | "failed",
   products: new Map<number, Product | ShownError>(),
   stocks: new Map<number, Stock[] | ShownError>(),
   cart: null as { items: CartItem[]; total: bigint } | null,
   cartFailed: false,
-  catalogFailed: false,
   orders: new Map<bigint, Order>(),
   failures: [] as Failure[],
   busy: new Set<string>(),
-  // Quantities typed into the catalog, kept across re-renders.
-  qty: new Map<number, string>(),
 };
 let api: API = newAPI(state.settings);
+// gen counts connection changes: answers from an older API are dropped.
+let gen = 0;
+let pageSeq = 0;
+let cartSeq = 0;
+const orderSeq = new Map<bigint, number>();
 let nextFailureId = 1;
+// Orders looked up by id that belong to another user are shown until the
+// user changes, but not remembered.
+const lookedUp = new Set<bigint>();
 
 // ---- the page's frame ------------------------------------------------------
 
 const app = document.querySelector<HTMLDivElement>("#app")!;
 const header = h("header", { class: "topbar" });
 const failures = h("section", { class: "failures", "data-testid": "errors", "aria-live": "polite" });
-const catalog = h("section", { class: "panel catalog", "data-testid": "catalog", "aria-label": "Catalog" });
+const pager = h("div", { class: "pager" });
+const grid = h("div", {});
+const catalog = h(
+  "section",
+  { class: "panel catalog", "data-testid": "catalog", "aria-label": "Catalog" },
+  h("div", { class: "panel-head" }, h("h2", {}, "Catalog"), pager),
+  grid,
+);
 const cart = h("section", { class: "panel cart", "data-testid": "cart", "aria-label": "Cart" });
-const orders = h("section", { class: "panel orders", "data-testid": "orders", "aria-label": "Orders" });
+const findInput = h("input", {
+  type: "text",
+  inputmode: "numeric",
+  placeholder: "Order id",
+  "aria-label": "Order id",
+  "data-testid": "find-order-input",
+});
+const orderList = h("div", {});
+const orders = h(
+  "section",
+  { class: "panel orders", "data-testid": "orders", "aria-label": "Orders" },
+  h("div", { class: "panel-head" }, h("h2", {}, "Orders")),
+  h(
+    "form",
+    {
+      class: "find",
+      onsubmit: (ev: Event) => {
+        ev.preventDefault();
+        void findOrder(findInput.value);
+      },
+    },
+    findInput,
+    h("button", { type: "submit", class: "ghost", "data-testid": "find-order", "data-busy-key": "find" }, "Find"),
+  ),
+  orderList,
+);
 mount(app, header, failures, h("main", { class: "layout" }, catalog, h("aside", { class: "side" }, cart, orders)));
 
-// ---- calls -----------------------------------------------------------------
+// ---- actions and errors ----------------------------------------------------
 
 /**
- * run performs one user action: the button named key is disabled while it
- * runs, and a failure is shown with its Connect code, never swallowed.
+ * run performs one user action against the service at baseUrl: the buttons
+ * marked with its key are disabled while it runs (so it cannot be sent
+ * twice), and a failure is shown with its Connect code, never swallowed. It
+ * says whether the action succeeded.
  */
-async function run(key: string, action: string, service: keyof Settings, fn: () => Promise<void>): Promise<void> {
-  if (state.busy.has(key)) return;
+async function run(key: string, action: string, baseUrl: string, fn: () => Promise<void>): Promise<boolean> {
+  if (state.busy.has(key)) return false;
   state.busy.add(key);
-  renderAll();
+  refreshBusy();
   try {
     await fn();
+    return true;
   } catch (err) {
-    fail(action, describe(err, state.settings[service]));
+    fail(action, describe(err, baseUrl));
+    return false;
   } finally {
     state.busy.delete(key);
-    renderAll();
+    refreshBusy();
   }
 }
 
-function fail(action: string, e: ShownError): void {
-  state.failures.unshift({ ...e, action, id: nextFailureId++ });
+/** refreshBusy disables the buttons of actions in flight. */
+function refreshBusy(): void {
+  for (const el of document.querySelectorAll<HTMLButtonElement>("button[data-busy-key]")) {
+    const busy = state.busy.has(el.dataset.busyKey!);
+    el.disabled = busy || el.dataset.blocked === "true";
+    el.toggleAttribute("aria-busy", busy);
+  }
+  const purchase = cart.querySelector<HTMLButtonElement>('[data-testid="purchase"]');
+  if (purchase) purchase.textContent = state.busy.has("purchase") ? "Placing the order…" : "Purchase";
+}
+
+function fail(action: string, e: ShownError, notice = false): void {
+  state.failures.unshift({ ...e, action, notice, id: nextFailureId++ });
   state.failures.length = Math.min(state.failures.length, 5);
   renderFailures();
 }
 
-// Loads of the catalog and the cart are "latest wins": a page turned or a
-// user switched while one is in flight makes its answer stale, and a stale
-// answer is dropped instead of shown.
-let pageSeq = 0;
-let cartSeq = 0;
+/** invalid reports a check the page made itself: nothing was sent. */
+function invalid(action: string, message: string): void {
+  fail(action, { code: "", message, hint: "Checked in the page; nothing was sent." });
+}
+
+// ---- catalog ---------------------------------------------------------------
 
 async function loadPage(): Promise<void> {
   const seq = ++pageSeq;
-  state.catalogLoading = true;
-  renderCatalog();
-  let skus: number[] = [];
+  const g = gen;
+  state.catalog = "loading";
+  renderPager();
   try {
     const res = await api.product.listSkus({
-      token: api.token,
+      token: state.settings.token,
       startAfterSku: state.pageStarts[state.page],
       count: pageSize,
     });
-    skus = res.skus;
-    state.catalogFailed = false;
+    if (seq !== pageSeq || g !== gen) return;
+    state.skus = res.skus;
+    state.hasNext = res.skus.length === pageSize;
+    state.catalog = "ready";
   } catch (err) {
-    if (seq !== pageSeq) return;
-    state.catalogFailed = true;
+    if (seq !== pageSeq || g !== gen) return;
+    state.skus = [];
+    state.hasNext = false;
+    state.catalog = "failed";
     fail("Load the catalog", describe(err, state.settings.product));
   }
-  if (seq !== pageSeq) return;
-  state.skus = skus;
-  state.hasNext = skus.length === pageSize;
-  state.catalogLoading = false;
-  renderCatalog();
-  await Promise.all([loadProducts(skus), ...skus.map(loadStock)]);
+  renderPager();
+  renderGrid();
+  await Promise.all([loadProducts(state.skus), ...state.skus.map(loadStock)]);
 }
 
-/** loadProducts fetches names and prices the page does not know yet. */
+/** loadProducts fetches the names and prices the page does not know yet. */
 async function loadProducts(skus: Iterable<number>): Promise<void> {
-  const missing = [...new Set(skus)].filter((sku) => !(state.products.get(sku) && "name" in state.products.get(sku)!));
+  const g = gen;
+  const missing = [...new Set(skus)].filter((sku) => {
+    const p = state.products.get(sku);
+    return !p || !("name" in p);
+  });
   await Promise.all(
     missing.map(async (sku) => {
+      let p: Product | ShownError;
       try {
-        const p = await api.product.getProduct({ token: api.token, sku });
-        state.products.set(sku, { name: p.name, price: p.price });
+        const res = await api.product.getProduct({ token: state.settings.token, sku });
+        p = { name: res.name, price: res.price };
       } catch (err) {
-        state.products.set(sku, describe(err, state.settings.product));
+        p = describe(err, state.settings.product);
       }
+      if (g !== gen) return;
+      state.products.set(sku, p);
+      updateCard(sku);
+      renderProductNames(sku);
     }),
   );
-  renderAll();
 }
 
 async function loadStock(sku: number): Promise<void> {
+  const g = gen;
+  let s: Stock[] | ShownError;
   try {
-    const res = await api.loms.stocks({ sku });
-    state.stocks.set(sku, res.stocks);
+    s = (await api.loms.stocks({ sku })).stocks;
   } catch (err) {
-    state.stocks.set(sku, describe(err, state.settings.loms));
+    s = describe(err, state.settings.loms);
   }
-  renderCatalog();
+  if (g !== gen) return;
+  state.stocks.set(sku, s);
+  updateCard(sku);
 }
 
+function productName(sku: number): string {
+  const p = state.products.get(sku);
+  return p && "name" in p ? p.name : `sku ${sku}`;
+}
+
+// ---- cart ------------------------------------------------------------------
+
+/** loadCart shows the current user's cart; it reports its own failure. */
 async function loadCart(): Promise<void> {
   const seq = ++cartSeq;
+  const g = gen;
   try {
     const res = await api.checkout.listCart({ user: state.user });
-    if (seq !== cartSeq) return;
+    if (seq !== cartSeq || g !== gen) return;
     state.cart = { items: res.items, total: res.totalPrice };
     state.cartFailed = false;
   } catch (err) {
-    if (seq !== cartSeq) return;
+    if (seq !== cartSeq || g !== gen) return;
     state.cartFailed = true;
     fail("Load the cart", describe(err, state.settings.checkout));
   }
   renderCart();
 }
 
-async function loadOrder(id: bigint): Promise<void> {
-  const res = await api.loms.listOrder({ orderId: id });
-  state.orders.set(id, { status: res.status, user: res.user, items: res.items });
-  await loadProducts(res.items.map((i) => i.sku));
-}
-
 async function addToCart(sku: number, n: number): Promise<void> {
-  const name = productName(sku);
-  await run(`add-${sku}`, `Add ${n} × ${name} to the cart`, "checkout", async () => {
+  await run(`add-${sku}`, `Add ${n} × ${productName(sku)} to the cart`, state.settings.checkout, async () => {
     await api.checkout.addToCart({ user: state.user, sku, count: n });
+    await loadCart();
   });
-  await loadCart();
 }
 
 async function removeFromCart(sku: number, n: number): Promise<void> {
-  await run(`del-${sku}`, `Remove ${n} × ${productName(sku)} from the cart`, "checkout", async () => {
+  await run(`del-${sku}`, `Remove ${n} × ${productName(sku)} from the cart`, state.settings.checkout, async () => {
     await api.checkout.deleteFromCart({ user: state.user, sku, count: n });
+    await loadCart();
   });
-  await loadCart();
 }
 
 async function purchase(): Promise<void> {
-  const skus = state.cart?.items.map((i) => i.sku) ?? [];
   const user = state.user;
-  await run("purchase", "Purchase", "checkout", async () => {
+  const skus = state.cart?.items.map((i) => i.sku) ?? [];
+  let placed: { id: bigint; status: OrderStatus } | undefined;
+  // The cart is reloaded inside the action, so Purchase stays disabled
+  // until the emptied cart is on screen.
+  await run("purchase", "Purchase", state.settings.checkout, async () => {
     const res = await api.checkout.purchase({ user });
+    placed = { id: res.orderId, status: res.status };
     rememberOrder(user, res.orderId);
-    state.orders.set(res.orderId, { status: res.status, user, items: [] });
-    if (res.status === OrderStatus.FAILED) {
-      fail("Purchase", {
-        code: "failed_precondition",
-        message: `order ${res.orderId} failed: the warehouses could not reserve every item; your cart is as it was`,
-      });
-    }
-    await loadOrder(res.orderId);
+    setOrder(res.orderId, { status: res.status, user, items: [] });
+    renderOrderList();
+    await loadCart();
   });
-  await Promise.all([loadCart(), ...skus.filter((s) => state.skus.includes(s)).map(loadStock)]);
-}
-
-async function pay(id: bigint): Promise<void> {
-  await run(`pay-${id}`, `Pay order ${id}`, "loms", async () => {
-    await api.loms.orderPayed({ orderId: id });
-    await loadOrder(id);
-  });
-}
-
-async function cancel(id: bigint): Promise<void> {
-  const items = state.orders.get(id)?.items ?? [];
-  await run(`cancel-${id}`, `Cancel order ${id}`, "loms", async () => {
-    await api.loms.cancelOrder({ orderId: id });
-    await loadOrder(id);
-  });
-  await Promise.all(items.map((i) => i.sku).filter((s) => state.skus.includes(s)).map(loadStock));
-}
-
-async function findOrder(raw: string): Promise<void> {
-  const text = raw.trim();
-  if (!/^[1-9][0-9]{0,18}$/.test(text)) {
-    fail(`Find order ${text || "(empty)"}`, {
-      code: "invalid_argument",
-      message: "order id: enter a whole number from 1",
-    });
-    return;
+  if (!placed) return;
+  if (placed.status === OrderStatus.FAILED) {
+    fail(
+      "Purchase",
+      { code: "", message: `Order ${placed.id} failed: the warehouses could not reserve every item. Your cart is as it was.` },
+      true,
+    );
   }
-  const id = BigInt(text);
-  await run("find", `Find order ${id}`, "loms", async () => {
-    await loadOrder(id);
-    if (state.orders.get(id)?.user === state.user) rememberOrder(state.user, id);
-    else lookedUp.add(id);
-  });
+  await Promise.all([refreshOrder(placed.id, "report"), ...skus.filter((s) => state.skus.includes(s)).map(loadStock)]);
 }
 
-/** watch asks LOMS for the status of the open orders shown. */
-async function watch(): Promise<void> {
-  const open = shownOrders().filter((id) => {
-    const o = state.orders.get(id);
-    return !o || isOpen(o.status);
-  });
-  for (const id of open) {
-    try {
-      await loadOrder(id);
-    } catch {
-      // The next round tries again; an action the person takes shows
-      // its own error.
-    }
-  }
-  if (open.length > 0) renderOrders();
-}
-
-// ---- the user and their orders ---------------------------------------------
-
-// Orders looked up by id that belong to another user are shown until the
-// user changes, but not remembered.
-const lookedUp = new Set<bigint>();
-
-function loadUser(): bigint {
-  const v = localStorage.getItem("minizon.user");
-  return v && /^[1-9][0-9]{0,18}$/.test(v) ? BigInt(v) : 1n;
-}
+// ---- orders ----------------------------------------------------------------
 
 function ordersKey(user: bigint): string {
-  return `minizon.orders.${user}`;
+  // Order ids belong to one LOMS: another one's order 1 is someone else's.
+  return `minizon.orders.${normalize(state.settings.loms)}.${user}`;
 }
 
 function rememberedOrders(user = state.user): bigint[] {
   try {
-    const ids = JSON.parse(localStorage.getItem(ordersKey(user)) ?? "[]") as string[];
-    return ids.filter((s) => /^[1-9][0-9]{0,18}$/.test(s)).map((s) => BigInt(s));
+    const ids = JSON.parse(localStorage.getItem(ordersKey(user)) ?? "[]") as unknown[];
+    return ids.map((s) => parseId(String(s))).filter((id): id is bigint => id !== null);
   } catch {
     return [];
   }
@@ -281,55 +311,138 @@ function rememberOrder(user: bigint, id: bigint): void {
 }
 
 function shownOrders(): bigint[] {
-  return [...lookedUp, ...rememberedOrders()].filter((id, i, all) => all.indexOf(id) === i);
+  return [...new Set([...lookedUp, ...rememberedOrders()])].sort((a, b) => (a > b ? -1 : a < b ? 1 : 0));
 }
 
-async function switchUser(raw: string): Promise<void> {
-  if (!/^[1-9][0-9]{0,18}$/.test(raw.trim())) {
-    fail("Switch user", { code: "invalid_argument", message: "user: enter a whole number from 1" });
-    renderHeader();
+function setOrder(id: bigint, o: Order): void {
+  // An answer now makes every read of this order still in flight stale.
+  orderSeq.set(id, (orderSeq.get(id) ?? 0) + 1);
+  state.orders.set(id, o);
+}
+
+/**
+ * refreshOrder reads an order from LOMS. A failure is kept on its card; with
+ * "report" it is also shown as an error, for a read a person asked for.
+ */
+async function refreshOrder(id: bigint, mode: "report" | "quiet" = "quiet"): Promise<void> {
+  const seq = (orderSeq.get(id) ?? 0) + 1;
+  orderSeq.set(id, seq);
+  const g = gen;
+  const prev = state.orders.get(id) ?? { items: [] };
+  try {
+    const res = await api.loms.listOrder({ orderId: id });
+    if (orderSeq.get(id) !== seq || g !== gen) return;
+    state.orders.set(id, { status: res.status, user: res.user, items: res.items });
+    updateOrder(id);
+    await loadProducts(res.items.map((i) => i.sku));
+  } catch (err) {
+    if (orderSeq.get(id) !== seq || g !== gen) return;
+    const e = describe(err, state.settings.loms);
+    state.orders.set(id, { ...prev, error: e, gone: e.code === "not_found" });
+    updateOrder(id);
+    if (mode === "report") fail(`Read order ${id}`, e);
+  }
+}
+
+async function pay(id: bigint): Promise<void> {
+  if (await run(`pay-${id}`, `Pay order ${id}`, state.settings.loms, () => api.loms.orderPayed({ orderId: id }).then(() => {}))) {
+    await refreshOrder(id, "report");
+  } else {
+    // LOMS may have cancelled it meanwhile: show what it is now.
+    await refreshOrder(id);
+  }
+}
+
+async function cancel(id: bigint): Promise<void> {
+  const skus = (state.orders.get(id)?.items ?? []).map((i) => i.sku);
+  await run(`cancel-${id}`, `Cancel order ${id}`, state.settings.loms, () => api.loms.cancelOrder({ orderId: id }).then(() => {}));
+  await Promise.all([refreshOrder(id, "report"), ...skus.filter((s) => state.skus.includes(s)).map(loadStock)]);
+}
+
+async function findOrder(text: string): Promise<void> {
+  const id = parseId(text);
+  if (id === null) {
+    invalid(`Find order ${text.trim() || "(empty)"}`, "order id: enter a whole number from 1 to 9223372036854775807");
     return;
   }
-  state.user = BigInt(raw.trim());
-  localStorage.setItem("minizon.user", String(state.user));
+  const g = gen;
+  await run("find", `Find order ${id}`, state.settings.loms, async () => {
+    const res = await api.loms.listOrder({ orderId: id });
+    if (g !== gen) return;
+    setOrder(id, { status: res.status, user: res.user, items: res.items });
+    if (res.user === state.user) rememberOrder(state.user, id);
+    else lookedUp.add(id);
+    renderOrderList();
+    await loadProducts(res.items.map((i) => i.sku));
+  });
+}
+
+/** watch asks LOMS for the status of the open orders shown, one round. */
+async function watch(): Promise<void> {
+  const due = shownOrders().filter((id) => {
+    const o = state.orders.get(id);
+    // An order being paid or cancelled is read when that ends.
+    const acting = state.busy.has(`pay-${id}`) || state.busy.has(`cancel-${id}`);
+    return !acting && !o?.gone && (o?.status === undefined || isOpen(o.status));
+  });
+  await Promise.all(due.map((id) => refreshOrder(id)));
+}
+
+async function watchLoop(): Promise<void> {
+  await watch();
+  setTimeout(() => void watchLoop(), watchInterval);
+}
+
+// ---- user and connection ---------------------------------------------------
+
+function switchUser(text: string): void {
+  const user = parseId(text);
+  if (user === null) {
+    invalid("Switch user", "user: enter a whole number from 1 to 9223372036854775807");
+    return;
+  }
+  state.user = user;
+  localStorage.setItem("minizon.user", String(user));
   state.cart = null;
+  state.cartFailed = false;
   lookedUp.clear();
-  renderHeader();
-  renderAll();
-  await Promise.all([loadCart(), ...rememberedOrders().map((id) => loadOrder(id).catch(() => undefined))]);
-  renderOrders();
-}
-
-// ---- rendering -------------------------------------------------------------
-
-// The header is rendered on its own (at start, on a user or connection
-// change), so that a re-render never wipes what someone is typing there.
-function renderAll(): void {
-  renderCatalog();
   renderCart();
-  renderOrders();
+  renderOrderList();
+  void loadCart();
+  void Promise.all(rememberedOrders().map((id) => refreshOrder(id)));
 }
 
-function productName(sku: number): string {
-  const p = state.products.get(sku);
-  return p && "name" in p ? p.name : `sku ${sku}`;
+function applySettings(next: Settings, persist: boolean): void {
+  const problems = checkSettings(next);
+  if (problems.length > 0) {
+    invalid("Save the connection", problems.join("; "));
+    return;
+  }
+  gen++;
+  state.settings = next;
+  if (persist) saveSettings(localStorage, sessionStorage, next);
+  api = newAPI(next);
+  state.products.clear();
+  state.stocks.clear();
+  state.orders.clear();
+  orderSeq.clear();
+  lookedUp.clear();
+  state.failures = [];
+  state.cart = null;
+  renderFailures();
+  renderHeader();
+  renderCart();
+  renderOrderList();
+  void loadPage();
+  switchUser(String(state.user));
 }
 
-function button(label: Child, key: string, onclick: () => void, extra: Record<string, string> = {}): HTMLButtonElement {
-  const busy = state.busy.has(key);
-  return h(
-    "button",
-    { type: "button", disabled: busy, "aria-busy": busy ? "true" : undefined, onclick, ...extra },
-    label,
-  );
-}
+// ---- rendering: header and errors ------------------------------------------
 
 function renderHeader(): void {
   const userInput = h("input", {
     id: "user",
-    type: "number",
-    min: "1",
-    step: "1",
+    type: "text",
     inputmode: "numeric",
     value: String(state.user),
     "data-testid": "user-input",
@@ -338,34 +451,7 @@ function renderHeader(): void {
   const s = state.settings;
   const field = (key: keyof Settings, label: string) =>
     h("label", {}, label, h("input", { name: key, value: s[key], "data-testid": `setting-${key}`, spellcheck: "false" }));
-  const form = h(
-    "form",
-    {
-      class: "settings-form",
-      onsubmit: (ev: Event) => {
-        ev.preventDefault();
-        const data = new FormData(ev.target as HTMLFormElement);
-        const next = { ...s };
-        for (const key of ["checkout", "loms", "product", "token"] as const) next[key] = String(data.get(key) ?? "").trim();
-        for (const key of ["checkout", "loms", "product"] as const) {
-          const problem = checkURL(next[key]);
-          if (problem) return fail("Save the connection", { code: "invalid_argument", message: `${key}: ${problem}` });
-        }
-        applySettings(next);
-      },
-    },
-    field("checkout", "Checkout"),
-    field("loms", "LOMS"),
-    field("product", "ProductService"),
-    field("token", "Product token"),
-    h(
-      "div",
-      { class: "row" },
-      h("button", { type: "submit" }, "Save"),
-      h("button", { type: "button", class: "ghost", onclick: () => applySettings(defaultSettings(location.origin)) }, "Same origin"),
-    ),
-  );
-  const sameOrigin = [s.checkout, s.loms, s.product].every((u) => u === location.origin);
+  const sameOrigin = [s.checkout, s.loms, s.product].every((u) => normalize(u) === location.origin);
   mount(
     header,
     h("a", { class: "brand", href: "./" }, h("span", { class: "logo" }, "m"), "miniZON"),
@@ -375,7 +461,7 @@ function renderHeader(): void {
         class: "user",
         onsubmit: (ev: Event) => {
           ev.preventDefault();
-          void switchUser(userInput.value);
+          switchUser(userInput.value);
         },
       },
       h("label", { for: "user" }, "Shopping as user"),
@@ -386,21 +472,44 @@ function renderHeader(): void {
       "details",
       { class: "settings" },
       h("summary", { "data-testid": "settings" }, sameOrigin ? "Connection: this server" : "Connection: custom"),
-      form,
+      h(
+        "form",
+        {
+          class: "settings-form",
+          onsubmit: (ev: Event) => {
+            ev.preventDefault();
+            const data = new FormData(ev.target as HTMLFormElement);
+            const next = { ...s };
+            for (const key of ["checkout", "loms", "product", "token"] as const) {
+              const v = String(data.get(key) ?? "").trim();
+              next[key] = key === "token" ? v : normalize(v);
+            }
+            applySettings(next, true);
+          },
+        },
+        h("p", { class: "muted small" }, "Services on other origins must list this page's origin in MINIZON_CORS_ORIGINS."),
+        field("checkout", "Checkout"),
+        field("loms", "LOMS"),
+        field("product", "ProductService"),
+        field("token", "Product token"),
+        h(
+          "div",
+          { class: "row" },
+          h("button", { type: "submit", "data-testid": "settings-save" }, "Save"),
+          h(
+            "button",
+            {
+              type: "button",
+              class: "ghost",
+              "data-testid": "settings-reset",
+              onclick: () => applySettings(defaultSettings(location.origin), true),
+            },
+            "Same origin",
+          ),
+        ),
+      ),
     ),
   );
-}
-
-function applySettings(next: Settings): void {
-  state.settings = next;
-  saveSettings(localStorage, next);
-  api = newAPI(next);
-  renderHeader();
-  state.products.clear();
-  state.stocks.clear();
-  state.failures = [];
-  renderFailures();
-  void Promise.all([loadPage(), loadCart()]);
 }
 
 function renderFailures(): void {
@@ -409,8 +518,13 @@ function renderFailures(): void {
     state.failures.map((f) =>
       h(
         "div",
-        { class: "failure", role: "alert", "data-testid": "error", "data-code": f.code },
-        h("span", { class: "code" }, f.code),
+        {
+          class: f.notice ? "failure notice" : "failure",
+          role: "alert",
+          "data-testid": f.notice ? "notice" : "error",
+          "data-code": f.code,
+        },
+        f.code && h("span", { class: "code" }, f.code),
         h(
           "div",
           { class: "failure-text" },
@@ -436,17 +550,29 @@ function renderFailures(): void {
   );
 }
 
-function renderCatalog(): void {
-  const pager = h(
-    "div",
-    { class: "pager" },
+// ---- rendering: catalog ----------------------------------------------------
+
+interface Card {
+  root: HTMLElement;
+  thumb: HTMLElement;
+  title: HTMLElement;
+  price: HTMLElement;
+  stock: HTMLElement;
+}
+
+const cards = new Map<number, Card>();
+
+function renderPager(): void {
+  const loading = state.catalog === "loading";
+  mount(
+    pager,
     h(
       "button",
       {
         type: "button",
         class: "ghost",
         "data-testid": "page-prev",
-        disabled: state.page === 0 || state.catalogLoading,
+        disabled: state.page === 0 || loading,
         onclick: () => {
           state.page--;
           void loadPage();
@@ -461,7 +587,7 @@ function renderCatalog(): void {
         type: "button",
         class: "ghost",
         "data-testid": "page-next",
-        disabled: !state.hasNext || state.catalogLoading,
+        disabled: !state.hasNext || loading,
         onclick: () => {
           state.pageStarts[state.page + 1] = state.skus[state.skus.length - 1];
           state.page++;
@@ -471,48 +597,55 @@ function renderCatalog(): void {
       "Next →",
     ),
   );
-  let body: Child;
-  if (state.catalogLoading && state.skus.length === 0) body = h("p", { class: "muted" }, "Loading the catalog…");
-  else if (state.catalogFailed) body = h("p", { class: "warn" }, "The catalog could not be loaded: see the error above.");
-  else if (state.skus.length === 0) body = h("p", { class: "muted" }, "No products to show.");
-  else body = h("div", { class: "grid" }, state.skus.map(productCard));
-  mount(catalog, h("div", { class: "panel-head" }, h("h2", {}, "Catalog"), pager), body);
+}
+
+function renderGrid(): void {
+  cards.clear();
+  if (state.catalog === "failed") {
+    mount(
+      grid,
+      h(
+        "p",
+        { class: "warn" },
+        "The catalog could not be loaded: see the error above. ",
+        h("button", { type: "button", class: "ghost", "data-testid": "catalog-retry", onclick: () => void loadPage() }, "Retry"),
+      ),
+    );
+    return;
+  }
+  if (state.skus.length === 0) {
+    mount(grid, h("p", { class: "muted" }, state.catalog === "loading" ? "Loading the catalog…" : "No products to show."));
+    return;
+  }
+  mount(grid, h("div", { class: "grid" }, state.skus.map(productCard)));
 }
 
 function productCard(sku: number): HTMLElement {
-  const p = state.products.get(sku);
-  const stocks = state.stocks.get(sku);
-  const available = Array.isArray(stocks) ? stocks.reduce((sum, s) => sum + s.count, 0n) : 0n;
   const qty = h("input", {
     type: "number",
     min: "1",
     max: "65535",
     step: "1",
-    value: state.qty.get(sku) ?? "1",
+    value: "1",
     "aria-label": `Quantity of sku ${sku}`,
     "data-testid": `qty-${sku}`,
-    oninput: (ev: Event) => state.qty.set(sku, (ev.target as HTMLInputElement).value),
   });
-  let stockView: Child;
-  if (stocks === undefined) stockView = h("p", { class: "muted" }, "Checking stock…");
-  else if (!Array.isArray(stocks)) stockView = h("p", { class: "warn" }, `${stocks.code}: ${stocks.message}`);
-  else if (stocks.length === 0) stockView = h("p", { class: "warn" }, "Out of stock");
-  else
-    stockView = h(
-      "ul",
-      { class: "stock" },
-      stocks.map((s) => h("li", {}, h("span", {}, `Warehouse ${s.warehouseId}`), h("b", {}, count(s.count)))),
-    );
-  return h(
-    "article",
-    { class: "card", "data-testid": `product-${sku}` },
-    h("div", { class: "thumb", style: `--hue: ${hue(sku)}` }, p && "name" in p ? p.name.slice(0, 1) : "·"),
+  const card: Card = {
+    root: h("article", { class: "card", "data-testid": `product-${sku}` }),
+    thumb: h("div", { class: "thumb", style: `--hue: ${hue(sku)}` }, "·"),
+    title: h("h3", {}, "…"),
+    price: h("span", { class: "price" }),
+    stock: h("div", { class: "stock-box", "data-testid": `stock-${sku}` }, h("p", { class: "muted" }, "Checking stock…")),
+  };
+  mount(
+    card.root,
+    card.thumb,
     h(
       "div",
       { class: "card-body" },
-      h("h3", {}, p === undefined ? "…" : "name" in p ? p.name : h("span", { class: "warn" }, `${p.code}: ${p.message}`)),
-      h("p", { class: "meta" }, h("span", { class: "price" }, p && "price" in p ? money(p.price) : ""), h("span", { class: "sku" }, `sku ${sku}`)),
-      h("div", { class: "stock-box", "data-testid": `stock-${sku}` }, h("small", {}, Array.isArray(stocks) ? `In stock: ${count(available)}` : "Stock"), stockView),
+      card.title,
+      h("p", { class: "meta" }, card.price, h("span", { class: "sku" }, `sku ${sku}`)),
+      card.stock,
       h(
         "form",
         {
@@ -521,24 +654,69 @@ function productCard(sku: number): HTMLElement {
             ev.preventDefault();
             const n = Number(qty.value);
             if (!Number.isInteger(n) || n < 1 || n > 65535) {
-              fail(`Add ${productName(sku)} to the cart`, { code: "invalid_argument", message: "count: enter a whole number from 1 to 65535" });
+              invalid(`Add ${productName(sku)} to the cart`, "count: enter a whole number from 1 to 65535");
               return;
             }
-            state.qty.delete(sku);
+            qty.value = "1";
             void addToCart(sku, n);
           },
         },
         qty,
-        h("button", { type: "submit", disabled: state.busy.has(`add-${sku}`), "data-testid": `add-${sku}` }, "Add to cart"),
+        h("button", { type: "submit", "data-testid": `add-${sku}`, "data-busy-key": `add-${sku}` }, "Add to cart"),
       ),
     ),
   );
+  cards.set(sku, card);
+  updateCard(sku);
+  return card.root;
+}
+
+/** updateCard fills in what is known of a product, leaving its form alone. */
+function updateCard(sku: number): void {
+  const card = cards.get(sku);
+  if (!card) return;
+  const p = state.products.get(sku);
+  if (p && "name" in p) {
+    card.thumb.textContent = p.name.slice(0, 1);
+    card.title.textContent = p.name;
+    card.price.textContent = money(p.price);
+  } else if (p) {
+    mount(card.title, h("span", { class: "warn" }, `${p.code}: ${p.message}`));
+  }
+  const stocks = state.stocks.get(sku);
+  if (stocks === undefined) return;
+  if (!Array.isArray(stocks)) {
+    mount(card.stock, h("small", { class: "warn" }, "Stock unknown"), h("p", { class: "warn" }, `${stocks.code}: ${stocks.message}`));
+    return;
+  }
+  const available = stocks.reduce((sum, s) => sum + s.count, 0n);
+  mount(
+    card.stock,
+    available > 0n ? h("small", {}, `In stock: ${count(available)}`) : h("small", { class: "warn" }, "Out of stock"),
+    h(
+      "ul",
+      { class: "stock" },
+      stocks.map((s) => h("li", {}, h("span", {}, `Warehouse ${s.warehouseId}`), h("b", {}, count(s.count)))),
+    ),
+  );
+}
+
+// ---- rendering: cart -------------------------------------------------------
+
+function button(label: Child, key: string, onclick: () => void, extra: Record<string, string> = {}): HTMLButtonElement {
+  return h("button", { type: "button", disabled: state.busy.has(key), "data-busy-key": key, onclick, ...extra }, label);
 }
 
 function renderCart(): void {
   const c = state.cart;
   let body: Child;
-  if (c === null && state.cartFailed) body = h("p", { class: "warn" }, "The cart could not be loaded: see the error above.");
+  if (c === null && state.cartFailed)
+    body = h(
+      "p",
+      { class: "warn" },
+      "The cart could not be loaded: see the error above. ",
+      h("button", { type: "button", class: "ghost", "data-testid": "cart-retry", onclick: () => void loadCart() }, "Retry"),
+    );
   else if (c === null) body = h("p", { class: "muted" }, "Loading the cart…");
   else if (c.items.length === 0) body = h("p", { class: "muted", "data-testid": "cart-empty" }, "Your cart is empty. Add something from the catalog.");
   else
@@ -565,6 +743,7 @@ function renderCart(): void {
       ),
       h("p", { class: "total" }, h("span", {}, "Total"), h("b", { "data-testid": "cart-total" }, money(c.total))),
     ];
+  const empty = !c || c.items.length === 0;
   mount(
     cart,
     h("div", { class: "panel-head" }, h("h2", {}, "Cart"), h("small", { class: "muted" }, `user ${state.user}`)),
@@ -575,7 +754,9 @@ function renderCart(): void {
         type: "button",
         class: "primary wide",
         "data-testid": "purchase",
-        disabled: !c || c.items.length === 0 || state.busy.has("purchase"),
+        "data-busy-key": "purchase",
+        "data-blocked": String(empty),
+        disabled: empty || state.busy.has("purchase"),
         onclick: () => void purchase(),
       },
       state.busy.has("purchase") ? "Placing the order…" : "Purchase",
@@ -583,83 +764,101 @@ function renderCart(): void {
   );
 }
 
-// The lookup form is made once: the list below it re-renders every few
-// seconds while an order is open, and must not wipe a half-typed id.
-const findInput = h("input", {
-  type: "text",
-  inputmode: "numeric",
-  placeholder: "Order id",
-  "aria-label": "Order id",
-  "data-testid": "find-order-input",
-});
-const findButton = h("button", { type: "submit", class: "ghost", "data-testid": "find-order" }, "Find");
-const orderList = h("div", {});
-mount(
-  orders,
-  h("div", { class: "panel-head" }, h("h2", {}, "Orders")),
-  h(
-    "form",
-    {
-      class: "find",
-      onsubmit: (ev: Event) => {
-        ev.preventDefault();
-        void findOrder(findInput.value);
-      },
-    },
-    findInput,
-    findButton,
-  ),
-  orderList,
-);
+// ---- rendering: orders -----------------------------------------------------
 
-function renderOrders(): void {
-  const ids = shownOrders();
-  findButton.disabled = state.busy.has("find");
-  mount(
-    orderList,
-    ids.length === 0 ? h("p", { class: "muted" }, "No orders yet. Purchase your cart to place one, then pay or cancel it here.") : h("ul", { class: "order-list" }, ids.map(orderCard)),
-  );
+interface OrderCard {
+  root: HTMLElement;
+  who: HTMLElement;
+  status: HTMLElement;
+  items: HTMLElement;
+  error: HTMLElement;
+  actions: HTMLElement;
+  open?: boolean;
 }
 
-function orderCard(id: bigint): HTMLElement {
+const orderCards = new Map<bigint, OrderCard>();
+let listed = "";
+
+/** renderOrderList lays out the cards; it rebuilds only when the ids change. */
+function renderOrderList(): void {
+  const ids = shownOrders();
+  const key = ids.join(",");
+  if (key === listed && orderList.firstChild) return;
+  listed = key;
+  for (const id of orderCards.keys()) if (!ids.includes(id)) orderCards.delete(id);
+  mount(
+    orderList,
+    ids.length === 0
+      ? h("p", { class: "muted" }, "No orders yet. Purchase your cart to place one, then pay or cancel it here.")
+      : h("ul", { class: "order-list" }, ids.map((id) => orderCard(id).root)),
+  );
+  for (const id of ids) updateOrder(id);
+}
+
+function orderCard(id: bigint): OrderCard {
+  let c = orderCards.get(id);
+  if (c) return c;
+  c = {
+    root: h("li", { class: "order", "data-testid": `order-${id}` }),
+    who: h("small", { class: "muted" }),
+    status: h("span", { class: "status", "data-testid": "order-status" }, "…"),
+    items: h("ul", { class: "order-items" }),
+    error: h("p", { class: "warn small", "data-testid": "order-error" }),
+    actions: h("div", { class: "row" }),
+  };
+  mount(c.root, h("div", { class: "order-head" }, h("b", {}, `Order ${id}`), c.who, c.status), c.items, c.error, c.actions);
+  orderCards.set(id, c);
+  return c;
+}
+
+/** updateOrder shows an order's state on its card, in place. */
+function updateOrder(id: bigint): void {
+  const c = orderCards.get(id);
+  if (!c) return;
   const o = state.orders.get(id);
-  const status = o?.status ?? OrderStatus.UNSPECIFIED;
-  return h(
-    "li",
-    { class: "order", "data-testid": `order-${id}` },
-    h(
-      "div",
-      { class: "order-head" },
-      h("b", {}, `Order ${id}`),
-      o && o.user !== state.user && h("small", { class: "muted" }, `user ${o.user}`),
-      h(
-        "span",
-        { class: `status s-${statusName(status).toLowerCase()}`, "data-testid": "order-status", "data-status": statusName(status) },
-        o ? statusLabel(status) : "…",
-      ),
-    ),
-    o &&
-      o.items.length > 0 &&
-      h(
-        "ul",
-        { class: "order-items" },
-        o.items.map((i) => h("li", {}, `${productName(i.sku)} × ${count(i.count)}`)),
-      ),
-    o &&
-      isOpen(status) &&
-      h(
-        "div",
-        { class: "row" },
+  c.who.textContent = o?.user !== undefined && o.user !== state.user ? `user ${o.user}` : "";
+  if (o?.status !== undefined) {
+    c.status.textContent = statusLabel(o.status);
+    c.status.dataset.status = statusName(o.status);
+    c.status.className = `status s-${statusName(o.status).toLowerCase()}`;
+  }
+  const lines = (o?.items ?? []).map((i) => `${productName(i.sku)} × ${count(i.count)}`);
+  if (lines.join("\n") !== [...c.items.children].map((li) => li.textContent).join("\n")) {
+    mount(c.items, lines.map((l) => h("li", {}, l)));
+  }
+  c.error.textContent = o?.error ? `${o.error.code}: ${o.error.message}` : "";
+  c.error.hidden = !o?.error;
+  // The buttons are made when the order becomes open and removed when it
+  // closes, never in between: a poll must not swap them under the pointer.
+  const open = o?.status !== undefined && isOpen(o.status) && !o.gone;
+  if (open !== c.open) {
+    c.open = open;
+    mount(
+      c.actions,
+      open && [
         button("Pay", `pay-${id}`, () => void pay(id), { class: "primary", "data-testid": `pay-${id}` }),
         button("Cancel", `cancel-${id}`, () => void cancel(id), { class: "ghost", "data-testid": `cancel-${id}` }),
-      ),
-  );
+      ],
+    );
+  }
+}
+
+/** renderProductNames updates the order cards that list sku. */
+function renderProductNames(sku: number): void {
+  for (const [id, o] of state.orders) {
+    if (o.items.some((i) => i.sku === sku)) updateOrder(id);
+  }
 }
 
 // ---- start -----------------------------------------------------------------
 
-renderAll();
+renderHeader();
 renderFailures();
+renderPager();
+renderGrid();
+renderCart();
+renderOrderList();
+for (const p of loaded.problems) invalid("Read the connection from the address", p);
 void loadPage();
-void switchUser(String(state.user));
-setInterval(() => void watch(), watchInterval);
+switchUser(String(state.user));
+void watchLoop();

@@ -1,8 +1,10 @@
 // Where the page sends its RPCs. By default every service is on the page's
-// own origin, as `minizon dev` serves it; query parameters (?checkout=,
-// ?loms=, ?product=, ?token=) or the Connection panel point it at services
-// run separately, which must then allow this page's origin
-// (MINIZON_CORS_ORIGINS).
+// own origin, as `minizon dev` serves it. The Connection panel points it at
+// services run separately (they must allow this page's origin in
+// MINIZON_CORS_ORIGINS) and saves that in the browser. Query parameters
+// (?checkout=, ?loms=, ?product=, ?token=) do the same for this tab only, so
+// a link cannot silently redirect every later visit, and its token, to
+// another host.
 
 export interface Settings {
   checkout: string;
@@ -12,6 +14,8 @@ export interface Settings {
   token: string;
 }
 
+const keys = ["checkout", "loms", "product", "token"] as const;
+const urlKeys = ["checkout", "loms", "product"] as const;
 const storageKey = "minizon.settings";
 
 export const devToken = "testtoken";
@@ -21,50 +25,70 @@ export function defaultSettings(origin: string): Settings {
 }
 
 /**
- * loadSettings merges, in order of precedence, the query string, what was
- * saved before, and the defaults. Query parameters are saved, so a reload
- * without them keeps the same services.
+ * loadSettings merges, by precedence, the query string, what this tab was
+ * given before, what the Connection panel saved, and the defaults. It
+ * returns the settings and what was wrong with the query string.
  */
-export function loadSettings(location: Location, storage: Storage): Settings {
+export function loadSettings(location: Location, saved: Storage, tab: Storage): { settings: Settings; problems: string[] } {
   const settings = defaultSettings(location.origin);
-  try {
-    const saved = JSON.parse(storage.getItem(storageKey) ?? "{}") as Partial<Settings>;
-    Object.assign(settings, pick(saved));
-  } catch {
-    // A corrupt entry is replaced by the next save.
-  }
+  Object.assign(settings, read(saved), read(tab));
   const query = new URLSearchParams(location.search);
   const fromQuery: Partial<Settings> = {};
-  for (const key of ["checkout", "loms", "product", "token"] as const) {
-    const v = query.get(key);
-    if (v !== null) fromQuery[key] = v;
+  const problems: string[] = [];
+  for (const key of keys) {
+    const v = query.get(key)?.trim();
+    if (v === undefined) continue;
+    const problem = key === "token" ? "" : checkURL(v);
+    if (problem) problems.push(`?${key}: ${problem}`);
+    else fromQuery[key] = key === "token" ? v : normalize(v);
   }
   if (Object.keys(fromQuery).length > 0) {
     Object.assign(settings, fromQuery);
-    saveSettings(storage, settings);
+    tab.setItem(storageKey, JSON.stringify(settings));
   }
-  return settings;
+  return { settings, problems };
 }
 
-export function saveSettings(storage: Storage, settings: Settings): void {
-  storage.setItem(storageKey, JSON.stringify(settings));
+/** saveSettings keeps settings for later visits, replacing the tab's. */
+export function saveSettings(saved: Storage, tab: Storage, settings: Settings): void {
+  saved.setItem(storageKey, JSON.stringify(settings));
+  tab.removeItem(storageKey);
 }
 
 /** checkURL returns why s is not a base URL the page can call, or "". */
 export function checkURL(s: string): string {
+  let u: URL;
   try {
-    const u = new URL(s);
-    if (u.protocol !== "http:" && u.protocol !== "https:") return `${s} is not an http(s) address`;
-    return "";
+    u = new URL(s);
   } catch {
-    return `${s} is not an address such as http://127.0.0.1:8080`;
+    return `${JSON.stringify(s)} is not an address such as http://127.0.0.1:8080`;
   }
+  if (u.protocol !== "http:" && u.protocol !== "https:") return `${s} is not an http(s) address`;
+  if (u.search || u.hash || u.username || u.password) return `${s}: give only scheme, host, port and path`;
+  return "";
 }
 
-function pick(v: Partial<Settings>): Partial<Settings> {
-  const out: Partial<Settings> = {};
-  for (const key of ["checkout", "loms", "product", "token"] as const) {
-    if (typeof v[key] === "string") out[key] = v[key];
+/** checkSettings returns what is wrong with each address, if anything. */
+export function checkSettings(s: Settings): string[] {
+  return urlKeys.map((key) => (checkURL(s[key]) ? `${key}: ${checkURL(s[key])}` : "")).filter(Boolean);
+}
+
+/** normalize drops a trailing slash, so that origins compare equal. */
+export function normalize(url: string): string {
+  return url.replace(/\/+$/, "");
+}
+
+function read(storage: Storage): Partial<Settings> {
+  try {
+    const v = JSON.parse(storage.getItem(storageKey) ?? "{}") as Record<string, unknown>;
+    const out: Partial<Settings> = {};
+    for (const key of keys) {
+      const x = v[key];
+      if (typeof x === "string" && (key === "token" || !checkURL(x))) out[key] = x;
+    }
+    return out;
+  } catch {
+    // A corrupt entry is replaced by the next save.
+    return {};
   }
-  return out;
 }

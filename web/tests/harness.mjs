@@ -14,6 +14,13 @@ export const outDir = join(repoRoot, "test-output", "storefront");
 mkdirSync(outDir, { recursive: true });
 
 let binary;
+// Every process started, so that none outlives the test run, whatever fails
+// (a live child would keep Node, and CI, waiting).
+const children = new Set();
+process.on("exit", () => {
+  for (const c of children) c.kill("SIGKILL");
+});
+const logNames = new Map();
 
 /** minizonBinary builds cmd/minizon once per test run, unless MINIZON_BIN is set. */
 export function minizonBinary() {
@@ -43,15 +50,23 @@ export function freePort() {
  * the banner `minizon dev` prints.
  */
 export async function start(name, args, env, ready) {
-  const log = createWriteStream(join(outDir, `${name}.log`));
+  const n = (logNames.get(name) ?? 0) + 1;
+  logNames.set(name, n);
+  const log = createWriteStream(join(outDir, `${name}-${n}.log`));
   const child = spawn(minizonBinary(), args, { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  children.add(child);
   let stdout = "";
   child.stdout.on("data", (b) => {
     stdout += b;
     log.write(b);
   });
   child.stderr.pipe(log);
-  const exited = new Promise((res) => child.on("exit", (code, signal) => res({ code, signal })));
+  const exited = new Promise((res) =>
+    child.on("exit", (code, signal) => {
+      children.delete(child);
+      res({ code, signal });
+    }),
+  );
   const deadline = Date.now() + 90_000;
   for (;;) {
     const done = await Promise.race([exited, new Promise((res) => setTimeout(() => res(null), 250))]);
@@ -102,7 +117,10 @@ export async function startDev(env = {}) {
   const banner = proc.stdout();
   const postgres = /^Postgres: (\S+)/m.exec(banner)?.[1];
   const brokers = /^Kafka brokers: \[([^\]]*)\]/m.exec(banner)?.[1].split(/\s+/).filter(Boolean).join(",");
-  if (!postgres || !brokers) throw new Error(`minizon dev's banner has no Postgres or Kafka line:\n${banner}`);
+  if (!postgres || !brokers) {
+    await proc.stop();
+    throw new Error(`minizon dev's banner has no Postgres or Kafka line:\n${banner}`);
+  }
   return {
     base,
     port,
@@ -120,6 +138,11 @@ export async function startDev(env = {}) {
       rmSync(data, { recursive: true, force: true });
     },
   };
+}
+
+/** run runs a one-shot minizon command, such as `product import`. */
+export function run(args, env) {
+  return execFileSync(minizonBinary(), args, { env: { ...process.env, ...env }, encoding: "utf8", stdio: "pipe" });
 }
 
 /** launch starts headless Chromium with a fresh profile. */
