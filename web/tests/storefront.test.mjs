@@ -56,6 +56,16 @@ async function newestOrder(page) {
   return (await card.getAttribute("data-testid")).slice("order-".length);
 }
 
+/** buyOne puts one unit of sku in the empty cart, purchases it and returns the order id. */
+async function buyOne(page, sku) {
+  await page.getByTestId(`add-${sku}`).click();
+  await waitText(page.getByTestId(`count-${sku}`), "1");
+  await page.getByTestId("purchase").click();
+  // The cart empties after the new order's card is listed.
+  await page.getByTestId("cart-empty").waitFor({ timeout });
+  return newestOrder(page);
+}
+
 async function orderStatus(page, id, status) {
   await page.locator(`[data-testid="order-${id}"] [data-status="${status}"]`).waitFor({ timeout });
 }
@@ -178,10 +188,7 @@ describe("storefront on minizon dev", () => {
     await page.goto(`${dev.base}/`);
     await switchUser(page, 4102);
     const [a] = await firstProducts(page, 1);
-    await page.getByTestId(`add-${a}`).click();
-    await waitText(page.getByTestId(`count-${a}`), "1");
-    await page.getByTestId("purchase").click();
-    const id = await newestOrder(page);
+    const id = await buyOne(page, a);
     await orderStatus(page, id, "ORDER_STATUS_AWAITING_PAYMENT");
     // No click: the page asks LOMS again by itself. 30s window + up to 5s
     // for the sweep + one 2s watch round.
@@ -213,10 +220,7 @@ describe("storefront on minizon dev", () => {
     // Cancel an order, then find it again: no Pay button, since LOMS would
     // refuse the payment.
     const [a] = await firstProducts(page, 1);
-    await page.getByTestId(`add-${a}`).click();
-    await waitText(page.getByTestId(`count-${a}`), "1");
-    await page.getByTestId("purchase").click();
-    const id = await newestOrder(page);
+    const id = await buyOne(page, a);
     await page.getByTestId(`cancel-${id}`).click();
     await orderStatus(page, id, "ORDER_STATUS_CANCELLED");
 
@@ -373,10 +377,7 @@ describe("storefront against separately run services (CORS)", () => {
     const [a] = await firstProducts(page, 1);
     await productPrice(page, a);
     await waitText(page.getByTestId(`stock-${a}`), /Warehouse \d+/);
-    await page.getByTestId(`add-${a}`).click();
-    await waitText(page.getByTestId(`count-${a}`), "1");
-    await page.getByTestId("purchase").click();
-    const id = await newestOrder(page);
+    const id = await buyOne(page, a);
     await orderStatus(page, id, "ORDER_STATUS_AWAITING_PAYMENT");
     await page.getByTestId(`pay-${id}`).click();
     await orderStatus(page, id, "ORDER_STATUS_PAYED");
