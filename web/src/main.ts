@@ -67,6 +67,9 @@ let gen = 0;
 let pageSeq = 0;
 let cartSeq = 0;
 const orderSeq = new Map<bigint, number>();
+const stockSeq = new Map<number, number>();
+// Orders with a read in flight: the watch loop leaves them alone.
+const reading = new Set<bigint>();
 let nextFailureId = 1;
 // Orders looked up by id that belong to another user are shown until the
 // user changes, but not remembered.
@@ -119,18 +122,22 @@ mount(app, header, failures, h("main", { class: "layout" }, catalog, h("aside", 
 /**
  * run performs one user action against the service at baseUrl: the buttons
  * marked with its key are disabled while it runs (so it cannot be sent
- * twice), and a failure is shown with its Connect code, never swallowed. It
- * says whether the action succeeded.
+ * twice), and a failure is shown with its Connect code, never swallowed. fn
+ * is told whether the connection is still the one it started on: after a
+ * change, it must stop applying answers. run says whether the action
+ * succeeded.
  */
-async function run(key: string, action: string, baseUrl: string, fn: () => Promise<void>): Promise<boolean> {
+async function run(key: string, action: string, baseUrl: string, fn: (live: () => boolean) => Promise<void>): Promise<boolean> {
   if (state.busy.has(key)) return false;
+  const g = gen;
+  const live = () => g === gen;
   state.busy.add(key);
   refreshBusy();
   try {
-    await fn();
-    return true;
+    await fn(live);
+    return live();
   } catch (err) {
-    fail(action, describe(err, baseUrl));
+    if (live()) fail(action, describe(err, baseUrl));
     return false;
   } finally {
     state.busy.delete(key);
@@ -215,13 +222,15 @@ async function loadProducts(skus: Iterable<number>): Promise<void> {
 
 async function loadStock(sku: number): Promise<void> {
   const g = gen;
+  const seq = (stockSeq.get(sku) ?? 0) + 1;
+  stockSeq.set(sku, seq);
   let s: Stock[] | ShownError;
   try {
     s = (await api.loms.stocks({ sku })).stocks;
   } catch (err) {
     s = describe(err, state.settings.loms);
   }
-  if (g !== gen) return;
+  if (g !== gen || stockSeq.get(sku) !== seq) return;
   state.stocks.set(sku, s);
   updateCard(sku);
 }
@@ -250,18 +259,41 @@ async function loadCart(): Promise<void> {
   renderCart();
 }
 
+// A change that failed may still have been applied (a timeout after the
+// server's commit): the cart is read again either way.
 async function addToCart(sku: number, n: number): Promise<void> {
   await run(`add-${sku}`, `Add ${n} × ${productName(sku)} to the cart`, state.settings.checkout, async () => {
-    await api.checkout.addToCart({ user: state.user, sku, count: n });
-    await loadCart();
+    try {
+      await api.checkout.addToCart({ user: state.user, sku, count: n });
+    } finally {
+      await loadCart();
+    }
   });
 }
 
 async function removeFromCart(sku: number, n: number): Promise<void> {
   await run(`del-${sku}`, `Remove ${n} × ${productName(sku)} from the cart`, state.settings.checkout, async () => {
-    await api.checkout.deleteFromCart({ user: state.user, sku, count: n });
-    await loadCart();
+    try {
+      await api.checkout.deleteFromCart({ user: state.user, sku, count: n });
+    } finally {
+      await loadCart();
+    }
   });
+}
+
+/**
+ * placeOrder calls Purchase, once more if the answer was lost on the way
+ * (timeout, network): Purchase is idempotent, so the second call answers
+ * with the order the first one made, if it made one.
+ */
+async function placeOrder(user: bigint) {
+  try {
+    return await api.checkout.purchase({ user });
+  } catch (err) {
+    const code = describe(err, "").code;
+    if (code !== "deadline_exceeded" && code !== "unavailable" && code !== "unknown") throw err;
+    return await api.checkout.purchase({ user });
+  }
 }
 
 async function purchase(): Promise<void> {
@@ -270,15 +302,22 @@ async function purchase(): Promise<void> {
   let placed: { id: bigint; status: OrderStatus } | undefined;
   // The cart is reloaded inside the action, so Purchase stays disabled
   // until the emptied cart is on screen.
-  await run("purchase", "Purchase", state.settings.checkout, async () => {
-    const res = await api.checkout.purchase({ user });
-    placed = { id: res.orderId, status: res.status };
-    rememberOrder(user, res.orderId);
-    setOrder(res.orderId, { status: res.status, user, items: [] });
-    renderOrderList();
-    await loadCart();
+  // Orders are filed under the LOMS they were placed with, even if the
+  // connection changes before the answer.
+  const loms = state.settings.loms;
+  const ok = await run("purchase", "Purchase", state.settings.checkout, async (live) => {
+    try {
+      const res = await placeOrder(user);
+      rememberOrder(user, res.orderId, loms);
+      if (!live()) return;
+      placed = { id: res.orderId, status: res.status };
+      setOrder(res.orderId, { status: res.status, user, items: [] });
+      renderOrderList();
+    } finally {
+      await loadCart();
+    }
   });
-  if (!placed) return;
+  if (!ok || !placed) return;
   if (placed.status === OrderStatus.FAILED) {
     fail(
       "Purchase",
@@ -291,32 +330,39 @@ async function purchase(): Promise<void> {
 
 // ---- orders ----------------------------------------------------------------
 
-function ordersKey(user: bigint): string {
+function ordersKey(user: bigint, loms: string): string {
   // Order ids belong to one LOMS: another one's order 1 is someone else's.
-  return `minizon.orders.${normalize(state.settings.loms)}.${user}`;
+  return `minizon.orders.${normalize(loms)}.${user}`;
 }
 
-function rememberedOrders(user = state.user): bigint[] {
+function rememberedOrders(user = state.user, loms = state.settings.loms): bigint[] {
   try {
-    const ids = JSON.parse(localStorage.getItem(ordersKey(user)) ?? "[]") as unknown[];
+    const ids = JSON.parse(localStorage.getItem(ordersKey(user, loms)) ?? "[]") as unknown[];
     return ids.map((s) => parseId(String(s))).filter((id): id is bigint => id !== null);
   } catch {
     return [];
   }
 }
 
-function rememberOrder(user: bigint, id: bigint): void {
-  const ids = [id, ...rememberedOrders(user).filter((o) => o !== id)].slice(0, 20);
-  localStorage.setItem(ordersKey(user), JSON.stringify(ids.map(String)));
+function rememberOrder(user: bigint, id: bigint, loms = state.settings.loms): void {
+  const ids = [id, ...rememberedOrders(user, loms).filter((o) => o !== id)].slice(0, 20);
+  localStorage.setItem(ordersKey(user, loms), JSON.stringify(ids.map(String)));
 }
 
 function shownOrders(): bigint[] {
   return [...new Set([...lookedUp, ...rememberedOrders()])].sort((a, b) => (a > b ? -1 : a < b ? 1 : 0));
 }
 
+/** beginRead numbers a read of order id; answers of older reads are stale. */
+function beginRead(id: bigint): number {
+  const seq = (orderSeq.get(id) ?? 0) + 1;
+  orderSeq.set(id, seq);
+  return seq;
+}
+
 function setOrder(id: bigint, o: Order): void {
-  // An answer now makes every read of this order still in flight stale.
-  orderSeq.set(id, (orderSeq.get(id) ?? 0) + 1);
+  // What Purchase just answered is newer than any read in flight.
+  beginRead(id);
   state.orders.set(id, o);
 }
 
@@ -325,10 +371,9 @@ function setOrder(id: bigint, o: Order): void {
  * "report" it is also shown as an error, for a read a person asked for.
  */
 async function refreshOrder(id: bigint, mode: "report" | "quiet" = "quiet"): Promise<void> {
-  const seq = (orderSeq.get(id) ?? 0) + 1;
-  orderSeq.set(id, seq);
+  const seq = beginRead(id);
   const g = gen;
-  const prev = state.orders.get(id) ?? { items: [] };
+  reading.add(id);
   try {
     const res = await api.loms.listOrder({ orderId: id });
     if (orderSeq.get(id) !== seq || g !== gen) return;
@@ -338,25 +383,33 @@ async function refreshOrder(id: bigint, mode: "report" | "quiet" = "quiet"): Pro
   } catch (err) {
     if (orderSeq.get(id) !== seq || g !== gen) return;
     const e = describe(err, state.settings.loms);
-    state.orders.set(id, { ...prev, error: e, gone: e.code === "not_found" });
+    state.orders.set(id, { ...(state.orders.get(id) ?? { items: [] }), error: e, gone: e.code === "not_found" });
     updateOrder(id);
     if (mode === "report") fail(`Read order ${id}`, e);
+  } finally {
+    if (orderSeq.get(id) === seq) reading.delete(id);
   }
 }
 
+// Pay and Cancel of one order share a busy key: one at a time. After
+// either, the order is read again, even after a failure: LOMS may have
+// cancelled it meanwhile, or applied a call whose answer was lost.
 async function pay(id: bigint): Promise<void> {
-  if (await run(`pay-${id}`, `Pay order ${id}`, state.settings.loms, () => api.loms.orderPayed({ orderId: id }).then(() => {}))) {
-    await refreshOrder(id, "report");
-  } else {
-    // LOMS may have cancelled it meanwhile: show what it is now.
-    await refreshOrder(id);
-  }
+  const g = gen;
+  const ok = await run(`order-${id}`, `Pay order ${id}`, state.settings.loms, async () => {
+    await api.loms.orderPayed({ orderId: id });
+  });
+  if (g === gen) await refreshOrder(id, ok ? "report" : "quiet");
 }
 
 async function cancel(id: bigint): Promise<void> {
+  const g = gen;
   const skus = (state.orders.get(id)?.items ?? []).map((i) => i.sku);
-  await run(`cancel-${id}`, `Cancel order ${id}`, state.settings.loms, () => api.loms.cancelOrder({ orderId: id }).then(() => {}));
-  await Promise.all([refreshOrder(id, "report"), ...skus.filter((s) => state.skus.includes(s)).map(loadStock)]);
+  const ok = await run(`order-${id}`, `Cancel order ${id}`, state.settings.loms, async () => {
+    await api.loms.cancelOrder({ orderId: id });
+  });
+  if (g !== gen) return;
+  await Promise.all([refreshOrder(id, ok ? "report" : "quiet"), ...skus.filter((s) => state.skus.includes(s)).map(loadStock)]);
 }
 
 async function findOrder(text: string): Promise<void> {
@@ -365,11 +418,11 @@ async function findOrder(text: string): Promise<void> {
     invalid(`Find order ${text.trim() || "(empty)"}`, "order id: enter a whole number from 1 to 9223372036854775807");
     return;
   }
-  const g = gen;
-  await run("find", `Find order ${id}`, state.settings.loms, async () => {
+  await run("find", `Find order ${id}`, state.settings.loms, async (live) => {
+    const seq = beginRead(id);
     const res = await api.loms.listOrder({ orderId: id });
-    if (g !== gen) return;
-    setOrder(id, { status: res.status, user: res.user, items: res.items });
+    if (!live() || orderSeq.get(id) !== seq) return;
+    state.orders.set(id, { status: res.status, user: res.user, items: res.items });
     if (res.user === state.user) rememberOrder(state.user, id);
     else lookedUp.add(id);
     renderOrderList();
@@ -381,16 +434,20 @@ async function findOrder(text: string): Promise<void> {
 async function watch(): Promise<void> {
   const due = shownOrders().filter((id) => {
     const o = state.orders.get(id);
-    // An order being paid or cancelled is read when that ends.
-    const acting = state.busy.has(`pay-${id}`) || state.busy.has(`cancel-${id}`);
-    return !acting && !o?.gone && (o?.status === undefined || isOpen(o.status));
+    // An order being paid or cancelled is read when that ends; one being
+    // read is not read twice.
+    const busy = state.busy.has(`order-${id}`) || reading.has(id);
+    return !busy && !o?.gone && (o?.status === undefined || isOpen(o.status));
   });
   await Promise.all(due.map((id) => refreshOrder(id)));
 }
 
 async function watchLoop(): Promise<void> {
-  await watch();
-  setTimeout(() => void watchLoop(), watchInterval);
+  try {
+    await watch();
+  } finally {
+    setTimeout(() => void watchLoop(), watchInterval);
+  }
 }
 
 // ---- user and connection ---------------------------------------------------
@@ -426,7 +483,13 @@ function applySettings(next: Settings, persist: boolean): void {
   state.stocks.clear();
   state.orders.clear();
   orderSeq.clear();
+  stockSeq.clear();
+  reading.clear();
+  orderCards.clear();
+  listed = "";
   lookedUp.clear();
+  state.page = 0;
+  state.pageStarts = [0];
   state.failures = [];
   state.cart = null;
   renderFailures();
@@ -520,7 +583,6 @@ function renderFailures(): void {
         "div",
         {
           class: f.notice ? "failure notice" : "failure",
-          role: "alert",
           "data-testid": f.notice ? "notice" : "error",
           "data-code": f.code,
         },
@@ -652,6 +714,7 @@ function productCard(sku: number): HTMLElement {
           class: "add",
           onsubmit: (ev: Event) => {
             ev.preventDefault();
+            if (state.busy.has(`add-${sku}`)) return;
             const n = Number(qty.value);
             if (!Number.isInteger(n) || n < 1 || n > 65535) {
               invalid(`Add ${productName(sku)} to the cart`, "count: enter a whole number from 1 to 65535");
@@ -662,7 +725,17 @@ function productCard(sku: number): HTMLElement {
           },
         },
         qty,
-        h("button", { type: "submit", "data-testid": `add-${sku}`, "data-busy-key": `add-${sku}` }, "Add to cart"),
+        h(
+          "button",
+          {
+            type: "submit",
+            "data-testid": `add-${sku}`,
+            "data-busy-key": `add-${sku}`,
+            "aria-label": `Add sku ${sku} to the cart`,
+            disabled: state.busy.has(`add-${sku}`),
+          },
+          "Add to cart",
+        ),
       ),
     ),
   );
@@ -737,31 +810,58 @@ function renderCart(): void {
               button("+", `add-${i.sku}`, () => void addToCart(i.sku, 1), { "aria-label": `One more ${i.name}`, "data-testid": `more-${i.sku}` }),
             ),
             h("span", { class: "line-total" }, money(BigInt(i.price) * BigInt(i.count))),
-            button("Remove", `del-${i.sku}`, () => void removeFromCart(i.sku, i.count), { class: "link", "data-testid": `remove-${i.sku}` }),
+            button("Remove", `del-${i.sku}`, () => void removeFromCart(i.sku, i.count), {
+              class: "link",
+              "data-testid": `remove-${i.sku}`,
+              "aria-label": `Remove ${i.name} from the cart`,
+            }),
           ),
         ),
       ),
       h("p", { class: "total" }, h("span", {}, "Total"), h("b", { "data-testid": "cart-total" }, money(c.total))),
     ];
   const empty = !c || c.items.length === 0;
-  mount(
-    cart,
-    h("div", { class: "panel-head" }, h("h2", {}, "Cart"), h("small", { class: "muted" }, `user ${state.user}`)),
-    body,
+  const stale =
+    c !== null &&
+    state.cartFailed &&
     h(
-      "button",
-      {
-        type: "button",
-        class: "primary wide",
-        "data-testid": "purchase",
-        "data-busy-key": "purchase",
-        "data-blocked": String(empty),
-        disabled: empty || state.busy.has("purchase"),
-        onclick: () => void purchase(),
-      },
-      state.busy.has("purchase") ? "Placing the order…" : "Purchase",
+      "p",
+      { class: "warn small" },
+      "The cart could not be read again and may be out of date. ",
+      h("button", { type: "button", class: "ghost", "data-testid": "cart-retry", onclick: () => void loadCart() }, "Retry"),
+    );
+  keepFocus(cart, () =>
+    mount(
+      cart,
+      h("div", { class: "panel-head" }, h("h2", {}, "Cart"), h("small", { class: "muted" }, `user ${state.user}`)),
+      stale,
+      body,
+      h(
+        "button",
+        {
+          type: "button",
+          class: "primary wide",
+          "data-testid": "purchase",
+          "data-busy-key": "purchase",
+          "data-blocked": String(empty),
+          disabled: empty || state.busy.has("purchase"),
+          onclick: () => void purchase(),
+        },
+        state.busy.has("purchase") ? "Placing the order…" : "Purchase",
+      ),
     ),
   );
+}
+
+/**
+ * keepFocus re-renders container and gives the focus back to the element
+ * with the same test id, so keyboard users stay where they were.
+ */
+function keepFocus(container: HTMLElement, render: () => void): void {
+  const active = document.activeElement;
+  const id = active instanceof HTMLElement && container.contains(active) ? active.dataset.testid : undefined;
+  render();
+  if (id) container.querySelector<HTMLElement>(`[data-testid="${CSS.escape(id)}"]`)?.focus();
 }
 
 // ---- rendering: orders -----------------------------------------------------
@@ -786,11 +886,13 @@ function renderOrderList(): void {
   if (key === listed && orderList.firstChild) return;
   listed = key;
   for (const id of orderCards.keys()) if (!ids.includes(id)) orderCards.delete(id);
-  mount(
-    orderList,
-    ids.length === 0
-      ? h("p", { class: "muted" }, "No orders yet. Purchase your cart to place one, then pay or cancel it here.")
-      : h("ul", { class: "order-list" }, ids.map((id) => orderCard(id).root)),
+  keepFocus(orderList, () =>
+    mount(
+      orderList,
+      ids.length === 0
+        ? h("p", { class: "muted" }, "No orders yet. Purchase your cart to place one, then pay or cancel it here.")
+        : h("ul", { class: "order-list" }, ids.map((id) => orderCard(id).root)),
+    ),
   );
   for (const id of ids) updateOrder(id);
 }
@@ -821,6 +923,10 @@ function updateOrder(id: bigint): void {
     c.status.textContent = statusLabel(o.status);
     c.status.dataset.status = statusName(o.status);
     c.status.className = `status s-${statusName(o.status).toLowerCase()}`;
+  } else {
+    c.status.textContent = "…";
+    delete c.status.dataset.status;
+    c.status.className = "status";
   }
   const lines = (o?.items ?? []).map((i) => `${productName(i.sku)} × ${count(i.count)}`);
   if (lines.join("\n") !== [...c.items.children].map((li) => li.textContent).join("\n")) {
@@ -836,8 +942,12 @@ function updateOrder(id: bigint): void {
     mount(
       c.actions,
       open && [
-        button("Pay", `pay-${id}`, () => void pay(id), { class: "primary", "data-testid": `pay-${id}` }),
-        button("Cancel", `cancel-${id}`, () => void cancel(id), { class: "ghost", "data-testid": `cancel-${id}` }),
+        button("Pay", `order-${id}`, () => void pay(id), { class: "primary", "data-testid": `pay-${id}`, "aria-label": `Pay order ${id}` }),
+        button("Cancel", `order-${id}`, () => void cancel(id), {
+          class: "ghost",
+          "data-testid": `cancel-${id}`,
+          "aria-label": `Cancel order ${id}`,
+        }),
       ],
     );
   }
@@ -859,6 +969,9 @@ renderGrid();
 renderCart();
 renderOrderList();
 for (const p of loaded.problems) invalid("Read the connection from the address", p);
+// The query's settings now live in this tab's storage: take them out of the
+// address bar and history (the token among them).
+if (loaded.fromQuery) history.replaceState(null, "", location.pathname);
 void loadPage();
 switchUser(String(state.user));
 void watchLoop();

@@ -27,17 +27,24 @@ export function defaultSettings(origin: string): Settings {
 /**
  * loadSettings merges, by precedence, the query string, what this tab was
  * given before, what the Connection panel saved, and the defaults. It
- * returns the settings and what was wrong with the query string.
+ * returns the settings, what was wrong with the query string, and whether
+ * it had any settings at all.
  */
-export function loadSettings(location: Location, saved: Storage, tab: Storage): { settings: Settings; problems: string[] } {
+export function loadSettings(
+  location: Location,
+  saved: Storage,
+  tab: Storage,
+): { settings: Settings; problems: string[]; fromQuery: boolean } {
   const settings = defaultSettings(location.origin);
   Object.assign(settings, read(saved), read(tab));
   const query = new URLSearchParams(location.search);
   const fromQuery: Partial<Settings> = {};
   const problems: string[] = [];
+  let present = false;
   for (const key of keys) {
     const v = query.get(key)?.trim();
     if (v === undefined) continue;
+    present = true;
     const problem = key === "token" ? "" : checkURL(v);
     if (problem) problems.push(`?${key}: ${problem}`);
     else fromQuery[key] = key === "token" ? v : normalize(v);
@@ -46,7 +53,7 @@ export function loadSettings(location: Location, saved: Storage, tab: Storage): 
     Object.assign(settings, fromQuery);
     tab.setItem(storageKey, JSON.stringify(settings));
   }
-  return { settings, problems };
+  return { settings, problems, fromQuery: present };
 }
 
 /** saveSettings keeps settings for later visits, replacing the tab's. */
