@@ -33,12 +33,12 @@ func Storefront() (http.Handler, error) {
 			http.NotFound(w, r)
 			return
 		}
-		if strings.HasPrefix(r.URL.Path, "/assets/") {
-			w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
-		} else {
-			w.Header().Set("Cache-Control", "no-cache")
-		}
 		h := w.Header()
+		if strings.HasPrefix(r.URL.Path, "/assets/") {
+			h.Set("Cache-Control", "public, max-age=31536000, immutable")
+		} else {
+			h.Set("Cache-Control", "no-cache")
+		}
 		h.Set("X-Content-Type-Options", "nosniff")
 		// The page runs only its own script and style. It may call any
 		// origin, since its Connection settings can point at services
