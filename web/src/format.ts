@@ -4,7 +4,8 @@ const number = new Intl.NumberFormat("en-US");
 
 /** money formats a price; the catalog's prices are whole roubles. */
 export function money(v: number | bigint): string {
-  return `${number.format(v)} ₽`;
+  // A no-break space keeps the sign on the amount's line.
+  return `${number.format(v)}\u00a0₽`;
 }
 
 export function count(v: number | bigint): string {

@@ -28,7 +28,7 @@ async function stockOf(page, sku) {
 
 /** money is the page's price format, for comparing totals. */
 function money(n) {
-  return `${new Intl.NumberFormat("en-US").format(n)} ₽`;
+  return `${new Intl.NumberFormat("en-US").format(n)}\u00a0₽`;
 }
 
 function parseMoney(s) {
@@ -195,6 +195,17 @@ describe("storefront on minizon dev", () => {
     await page.reload();
     await orderStatus(page, paid, "ORDER_STATUS_PAYED");
     await orderStatus(page, cancelled, "ORDER_STATUS_CANCELLED");
+
+    // On a phone's width nothing sticks out sideways, and the cart comes
+    // before the catalog.
+    await page.setViewportSize({ width: 400, height: 860 });
+    await waitText(page.getByTestId(`stock-${a}`), /Warehouse \d+/);
+    assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth), "the page scrolls sideways at 400px");
+    const [cartTop, catalogTop] = await Promise.all(
+      ["cart", "catalog"].map((id) => page.getByTestId(id).evaluate((el) => el.getBoundingClientRect().top)),
+    );
+    assert.ok(cartTop < catalogTop, "the cart is below the catalog at 400px");
+    await shot(page, "08-narrow");
     assert.deepEqual(problems, []);
     await page.close();
   });
