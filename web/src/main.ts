@@ -6,6 +6,7 @@
 // an input being typed in. Loads are "latest wins": an answer that a newer
 // request, a page turn, a user switch or a change of connection has made
 // stale is dropped instead of shown.
+import { Code, ConnectError } from "@connectrpc/connect";
 import "./style.css";
 import { describe, newAPI, type API, type ShownError } from "./api.js";
 import { h, mount, type Child } from "./dom.js";
@@ -259,26 +260,31 @@ async function loadCart(): Promise<void> {
   renderCart();
 }
 
-// A change that failed may still have been applied (a timeout after the
-// server's commit): the cart is read again either way.
-async function addToCart(sku: number, n: number): Promise<void> {
-  await run(`add-${sku}`, `Add ${n} × ${productName(sku)} to the cart`, state.settings.checkout, async () => {
+/**
+ * changeCart runs one change of the cart as an action. A change that failed
+ * may still have been applied (a timeout after the server's commit): the
+ * cart is read again either way.
+ */
+async function changeCart(key: string, action: string, change: () => Promise<unknown>): Promise<void> {
+  await run(key, action, state.settings.checkout, async () => {
     try {
-      await api.checkout.addToCart({ user: state.user, sku, count: n });
+      await change();
     } finally {
       await loadCart();
     }
   });
 }
 
+async function addToCart(sku: number, n: number): Promise<void> {
+  await changeCart(`add-${sku}`, `Add ${n} × ${productName(sku)} to the cart`, () =>
+    api.checkout.addToCart({ user: state.user, sku, count: n }),
+  );
+}
+
 async function removeFromCart(sku: number, n: number): Promise<void> {
-  await run(`del-${sku}`, `Remove ${n} × ${productName(sku)} from the cart`, state.settings.checkout, async () => {
-    try {
-      await api.checkout.deleteFromCart({ user: state.user, sku, count: n });
-    } finally {
-      await loadCart();
-    }
-  });
+  await changeCart(`del-${sku}`, `Remove ${n} × ${productName(sku)} from the cart`, () =>
+    api.checkout.deleteFromCart({ user: state.user, sku, count: n }),
+  );
 }
 
 /**
@@ -290,8 +296,8 @@ async function placeOrder(user: bigint) {
   try {
     return await api.checkout.purchase({ user });
   } catch (err) {
-    const code = describe(err, "").code;
-    if (code !== "deadline_exceeded" && code !== "unavailable" && code !== "unknown") throw err;
+    const code = ConnectError.from(err).code;
+    if (code !== Code.DeadlineExceeded && code !== Code.Unavailable && code !== Code.Unknown) throw err;
     return await api.checkout.purchase({ user });
   }
 }

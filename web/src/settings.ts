@@ -77,7 +77,10 @@ export function checkURL(s: string): string {
 
 /** checkSettings returns what is wrong with each address, if anything. */
 export function checkSettings(s: Settings): string[] {
-  return urlKeys.map((key) => (checkURL(s[key]) ? `${key}: ${checkURL(s[key])}` : "")).filter(Boolean);
+  return urlKeys.flatMap((key) => {
+    const problem = checkURL(s[key]);
+    return problem ? [`${key}: ${problem}`] : [];
+  });
 }
 
 /** normalize drops a trailing slash, so that origins compare equal. */

@@ -14,6 +14,21 @@ async function waitText(locator, text) {
   await locator.filter({ hasText: text }).first().waitFor({ timeout });
 }
 
+/**
+ * withPage runs fn on a new page, then checks that the page never threw or
+ * broke its Content-Security-Policy; it closes the page even if fn failed.
+ */
+async function withPage(browser, fn) {
+  const page = await browser.context.newPage();
+  const problems = watchPage(page);
+  try {
+    await fn(page);
+    assert.deepEqual(problems, []);
+  } finally {
+    await page.close();
+  }
+}
+
 /** waitCount waits until the cart shows exactly n units of sku. */
 async function waitCount(page, sku, n) {
   await waitText(page.getByTestId(`count-${sku}`), new RegExp(`^${n}$`));
@@ -120,204 +135,194 @@ describe("storefront on minizon dev", () => {
   });
 
   it("walks the whole journey by clicks", async () => {
-    const page = await browser.context.newPage();
-    const problems = watchPage(page);
-    await page.goto(`${dev.base}/`);
-    await switchUser(page, 4101);
+    await withPage(browser, async (page) => {
+      await page.goto(`${dev.base}/`);
+      await switchUser(page, 4101);
 
-    // Browse: names, prices and stock per warehouse, page by page.
-    const [a, b] = await firstProducts(page, 2);
-    const priceA = await productPrice(page, a);
-    const priceB = await productPrice(page, b);
-    await waitText(page.getByTestId(`stock-${a}`), /Warehouse \d+/);
-    await waitText(page.getByTestId(`stock-${a}`), /In stock: [1-9]/);
-    await shot(page, "01-catalog");
-    await page.getByTestId("page-next").click();
-    await waitText(page.getByTestId("page-label"), "Page 2");
-    const [c] = await firstProducts(page, 1);
-    await page.getByTestId(`product-${a}`).waitFor({ state: "detached", timeout });
-    assert.ok(c > b, `page 2 starts at sku ${c}, after page 1's ${b}`);
-    await page.getByTestId("page-prev").click();
-    await waitText(page.getByTestId("page-label"), "Page 1");
-    await page.getByTestId(`product-${a}`).waitFor({ timeout });
+      // Browse: names, prices and stock per warehouse, page by page.
+      const [a, b] = await firstProducts(page, 2);
+      const priceA = await productPrice(page, a);
+      const priceB = await productPrice(page, b);
+      await waitText(page.getByTestId(`stock-${a}`), /Warehouse \d+/);
+      await waitText(page.getByTestId(`stock-${a}`), /In stock: [1-9]/);
+      await shot(page, "01-catalog");
+      await page.getByTestId("page-next").click();
+      await waitText(page.getByTestId("page-label"), "Page 2");
+      const [c] = await firstProducts(page, 1);
+      await page.getByTestId(`product-${a}`).waitFor({ state: "detached", timeout });
+      assert.ok(c > b, `page 2 starts at sku ${c}, after page 1's ${b}`);
+      await page.getByTestId("page-prev").click();
+      await waitText(page.getByTestId("page-label"), "Page 1");
+      await page.getByTestId(`product-${a}`).waitFor({ timeout });
 
-    // Fill the cart: 3 of a, 1 of b; then one less a, and b removed.
-    await page.getByTestId(`qty-${a}`).fill("3");
-    await page.getByTestId(`add-${a}`).click();
-    await waitCount(page, a, 3);
-    await page.getByTestId(`add-${b}`).click();
-    await waitCount(page, b, 1);
-    await waitText(page.getByTestId("cart-total"), money(3 * priceA + priceB));
-    await shot(page, "02-cart");
-    await page.getByTestId(`less-${a}`).click();
-    await waitCount(page, a, 2);
-    await page.getByTestId(`remove-${b}`).click();
-    await page.getByTestId(`cart-item-${b}`).waitFor({ state: "detached", timeout });
-    await waitText(page.getByTestId("cart-total"), money(2 * priceA));
-    const name = await page.getByTestId(`cart-item-${a}`).locator("b").innerText();
-    assert.ok(name.length > 0);
+      // Fill the cart: 3 of a, 1 of b; then one less a, and b removed.
+      await page.getByTestId(`qty-${a}`).fill("3");
+      await page.getByTestId(`add-${a}`).click();
+      await waitCount(page, a, 3);
+      await page.getByTestId(`add-${b}`).click();
+      await waitCount(page, b, 1);
+      await waitText(page.getByTestId("cart-total"), money(3 * priceA + priceB));
+      await shot(page, "02-cart");
+      await page.getByTestId(`less-${a}`).click();
+      await waitCount(page, a, 2);
+      await page.getByTestId(`remove-${b}`).click();
+      await page.getByTestId(`cart-item-${b}`).waitFor({ state: "detached", timeout });
+      await waitText(page.getByTestId("cart-total"), money(2 * priceA));
+      const name = await page.getByTestId(`cart-item-${a}`).locator("b").innerText();
+      assert.ok(name.length > 0);
 
-    // Purchase, then pay: the order goes awaiting payment -> paid, the
-    // cart empties and the stock shown drops by what was reserved.
-    const stockBefore = parseMoney(await page.getByTestId(`stock-${a}`).locator("small").innerText());
-    await page.getByTestId("purchase").click();
-    const paid = await newestOrder(page);
-    await orderStatus(page, paid, "ORDER_STATUS_AWAITING_PAYMENT");
-    await page.getByTestId("cart-empty").waitFor({ timeout });
-    await waitText(page.getByTestId(`order-${paid}`), `${name} × 2`);
-    await waitText(page.getByTestId(`stock-${a}`).locator("small"), `In stock: ${new Intl.NumberFormat("en-US").format(stockBefore - 2)}`);
-    await shot(page, "03-order-awaiting-payment");
-    // The page asks LOMS for open orders every 2 s; the card is updated in
-    // place, so the button under the pointer is the same one after a round.
-    const payButton = await page.getByTestId(`pay-${paid}`).elementHandle();
-    await page.waitForTimeout(2500);
-    assert.ok(await payButton.evaluate((el) => el.isConnected), "a status poll replaced the Pay button");
-    await page.getByTestId(`pay-${paid}`).click();
-    await orderStatus(page, paid, "ORDER_STATUS_PAYED");
-    await waitText(page.getByTestId(`order-${paid}`).getByTestId("order-status"), "Paid");
-    // A paid order offers no Pay button.
-    await page.getByTestId(`pay-${paid}`).waitFor({ state: "detached", timeout });
-    await shot(page, "04-order-paid");
+      // Purchase, then pay: the order goes awaiting payment -> paid, the
+      // cart empties and the stock shown drops by what was reserved.
+      const stockBefore = parseMoney(await page.getByTestId(`stock-${a}`).locator("small").innerText());
+      await page.getByTestId("purchase").click();
+      const paid = await newestOrder(page);
+      await orderStatus(page, paid, "ORDER_STATUS_AWAITING_PAYMENT");
+      await page.getByTestId("cart-empty").waitFor({ timeout });
+      await waitText(page.getByTestId(`order-${paid}`), `${name} × 2`);
+      await waitText(page.getByTestId(`stock-${a}`).locator("small"), `In stock: ${new Intl.NumberFormat("en-US").format(stockBefore - 2)}`);
+      await shot(page, "03-order-awaiting-payment");
+      // The page asks LOMS for open orders every 2 s; the card is updated in
+      // place, so the button under the pointer is the same one after a round.
+      const payButton = await page.getByTestId(`pay-${paid}`).elementHandle();
+      await page.waitForTimeout(2500);
+      assert.ok(await payButton.evaluate((el) => el.isConnected), "a status poll replaced the Pay button");
+      await page.getByTestId(`pay-${paid}`).click();
+      await orderStatus(page, paid, "ORDER_STATUS_PAYED");
+      await waitText(page.getByTestId(`order-${paid}`).getByTestId("order-status"), "Paid");
+      // A paid order offers no Pay button.
+      await page.getByTestId(`pay-${paid}`).waitFor({ state: "detached", timeout });
+      await shot(page, "04-order-paid");
 
-    // A second order, cancelled: its stock comes back.
-    const stockB = await stockOf(page, b);
-    const cancelled = await buyOne(page, b);
-    assert.notEqual(cancelled, paid);
-    await orderStatus(page, cancelled, "ORDER_STATUS_AWAITING_PAYMENT");
-    await waitText(page.getByTestId(`stock-${b}`).locator("small"), `In stock: ${new Intl.NumberFormat("en-US").format(stockB - 1)}`);
-    await page.getByTestId(`cancel-${cancelled}`).click();
-    await orderStatus(page, cancelled, "ORDER_STATUS_CANCELLED");
-    await waitText(page.getByTestId(`stock-${b}`).locator("small"), `In stock: ${new Intl.NumberFormat("en-US").format(stockB)}`);
-    // Both orders are still listed, each with its own status.
-    await orderStatus(page, paid, "ORDER_STATUS_PAYED");
+      // A second order, cancelled: its stock comes back.
+      const stockB = await stockOf(page, b);
+      const cancelled = await buyOne(page, b);
+      assert.notEqual(cancelled, paid);
+      await orderStatus(page, cancelled, "ORDER_STATUS_AWAITING_PAYMENT");
+      await waitText(page.getByTestId(`stock-${b}`).locator("small"), `In stock: ${new Intl.NumberFormat("en-US").format(stockB - 1)}`);
+      await page.getByTestId(`cancel-${cancelled}`).click();
+      await orderStatus(page, cancelled, "ORDER_STATUS_CANCELLED");
+      await waitText(page.getByTestId(`stock-${b}`).locator("small"), `In stock: ${new Intl.NumberFormat("en-US").format(stockB)}`);
+      // Both orders are still listed, each with its own status.
+      await orderStatus(page, paid, "ORDER_STATUS_PAYED");
 
-    // The orders survive a reload: they are remembered per user.
-    await page.reload();
-    await orderStatus(page, paid, "ORDER_STATUS_PAYED");
-    await orderStatus(page, cancelled, "ORDER_STATUS_CANCELLED");
+      // The orders survive a reload: they are remembered per user.
+      await page.reload();
+      await orderStatus(page, paid, "ORDER_STATUS_PAYED");
+      await orderStatus(page, cancelled, "ORDER_STATUS_CANCELLED");
 
-    // On a phone's width nothing sticks out sideways, and the cart comes
-    // before the catalog.
-    await page.setViewportSize({ width: 400, height: 860 });
-    await waitText(page.getByTestId(`stock-${a}`), /Warehouse \d+/);
-    assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth), "the page scrolls sideways at 400px");
-    const [cartTop, catalogTop] = await Promise.all(
-      ["cart", "catalog"].map((id) => page.getByTestId(id).evaluate((el) => el.getBoundingClientRect().top)),
-    );
-    assert.ok(cartTop < catalogTop, "the cart is below the catalog at 400px");
-    await shot(page, "08-narrow");
-    assert.deepEqual(problems, []);
-    await page.close();
+      // On a phone's width nothing sticks out sideways, and the cart comes
+      // before the catalog.
+      await page.setViewportSize({ width: 400, height: 860 });
+      await waitText(page.getByTestId(`stock-${a}`), /Warehouse \d+/);
+      assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth), "the page scrolls sideways at 400px");
+      const [cartTop, catalogTop] = await Promise.all(
+        ["cart", "catalog"].map((id) => page.getByTestId(id).evaluate((el) => el.getBoundingClientRect().top)),
+      );
+      assert.ok(cartTop < catalogTop, "the cart is below the catalog at 400px");
+      await shot(page, "08-narrow");
+    });
   });
 
   it("watches an open order until LOMS cancels it unpaid", async () => {
-    const page = await browser.context.newPage();
-    const problems = watchPage(page);
-    await page.goto(`${dev.base}/`);
-    await switchUser(page, 4102);
-    const [a] = await firstProducts(page, 1);
-    const id = await buyOne(page, a);
-    await orderStatus(page, id, "ORDER_STATUS_AWAITING_PAYMENT");
-    // No click: the page asks LOMS again by itself. 30s window + up to 5s
-    // for the sweep + one 2s watch round.
-    await page.locator(`[data-testid="order-${id}"] [data-status="ORDER_STATUS_CANCELLED"]`).waitFor({ timeout: 60_000 });
-    await page.getByTestId(`pay-${id}`).waitFor({ state: "detached", timeout });
-    assert.deepEqual(problems, []);
-    await page.close();
+    await withPage(browser, async (page) => {
+      await page.goto(`${dev.base}/`);
+      await switchUser(page, 4102);
+      const [a] = await firstProducts(page, 1);
+      const id = await buyOne(page, a);
+      await orderStatus(page, id, "ORDER_STATUS_AWAITING_PAYMENT");
+      // No click: the page asks LOMS again by itself. 30s window + up to 5s
+      // for the sweep + one 2s watch round.
+      await page.locator(`[data-testid="order-${id}"] [data-status="ORDER_STATUS_CANCELLED"]`).waitFor({ timeout: 60_000 });
+      await page.getByTestId(`pay-${id}`).waitFor({ state: "detached", timeout });
+    });
   });
 
   it("shows an unknown order as not_found, and more than the stock as failed_precondition", async () => {
-    const page = await browser.context.newPage();
-    const problems = watchPage(page);
-    await page.goto(`${dev.base}/`);
-    await switchUser(page, 4103);
-    await page.getByTestId("find-order-input").fill("987654321");
-    await page.getByTestId("find-order").click();
-    const error = page.getByTestId("error").first();
-    await error.waitFor({ timeout });
-    assert.equal(await error.getAttribute("data-code"), "not_found");
-    assert.match(await error.innerText(), /not_found/);
-    assert.match(await error.innerText(), /Find order 987654321/);
-    assert.match(await error.getByTestId("error-message").innerText(), /987654321/);
-    await shot(page, "05-error-unknown-order");
+    await withPage(browser, async (page) => {
+      await page.goto(`${dev.base}/`);
+      await switchUser(page, 4103);
+      await page.getByTestId("find-order-input").fill("987654321");
+      await page.getByTestId("find-order").click();
+      const error = page.getByTestId("error").first();
+      await error.waitFor({ timeout });
+      assert.equal(await error.getAttribute("data-code"), "not_found");
+      assert.match(await error.innerText(), /not_found/);
+      assert.match(await error.innerText(), /Find order 987654321/);
+      assert.match(await error.getByTestId("error-message").innerText(), /987654321/);
+      await shot(page, "05-error-unknown-order");
 
-    // Dismissed, it goes away.
-    await error.getByRole("button", { name: "Dismiss" }).click();
-    assert.equal(await page.getByTestId("error").count(), 0);
+      // Dismissed, it goes away.
+      await error.getByRole("button", { name: "Dismiss" }).click();
+      assert.equal(await page.getByTestId("error").count(), 0);
 
-    // Cancel an order, then find it by id as another user: it shows whose
-    // it is and its status, with no Pay button, since LOMS would refuse.
-    const [a] = await firstProducts(page, 1);
-    const id = await buyOne(page, a);
-    await page.getByTestId(`cancel-${id}`).click();
-    await orderStatus(page, id, "ORDER_STATUS_CANCELLED");
-    await switchUser(page, 4106);
-    await page.getByTestId(`order-${id}`).waitFor({ state: "detached", timeout });
-    await page.getByTestId("find-order-input").fill(String(id));
-    await page.getByTestId("find-order").click();
-    await orderStatus(page, id, "ORDER_STATUS_CANCELLED");
-    await waitText(page.getByTestId(`order-${id}`), "user 4103");
-    assert.equal(await page.getByTestId(`pay-${id}`).count(), 0);
-    await switchUser(page, 4103);
+      // Cancel an order, then find it by id as another user: it shows whose
+      // it is and its status, with no Pay button, since LOMS would refuse.
+      const [a] = await firstProducts(page, 1);
+      const id = await buyOne(page, a);
+      await page.getByTestId(`cancel-${id}`).click();
+      await orderStatus(page, id, "ORDER_STATUS_CANCELLED");
+      await switchUser(page, 4106);
+      await page.getByTestId(`order-${id}`).waitFor({ state: "detached", timeout });
+      await page.getByTestId("find-order-input").fill(String(id));
+      await page.getByTestId("find-order").click();
+      await orderStatus(page, id, "ORDER_STATUS_CANCELLED");
+      await waitText(page.getByTestId(`order-${id}`), "user 4103");
+      assert.equal(await page.getByTestId(`pay-${id}`).count(), 0);
+      await switchUser(page, 4103);
 
-    // Adding more than all warehouses hold is refused by Checkout, and the
-    // cart stays as it was.
-    await page.getByTestId(`qty-${a}`).fill("65535");
-    await page.getByTestId(`add-${a}`).click();
-    const refused = page.locator('[data-testid="error"][data-code="failed_precondition"]');
-    await refused.waitFor({ timeout });
-    assert.match(await refused.innerText(), /Add 65535 ×/);
-    await page.getByTestId("cart-empty").waitFor({ timeout });
-    assert.deepEqual(problems, []);
-    await page.close();
+      // Adding more than all warehouses hold is refused by Checkout, and the
+      // cart stays as it was.
+      await page.getByTestId(`qty-${a}`).fill("65535");
+      await page.getByTestId(`add-${a}`).click();
+      const refused = page.locator('[data-testid="error"][data-code="failed_precondition"]');
+      await refused.waitFor({ timeout });
+      assert.match(await refused.innerText(), /Add 65535 ×/);
+      await page.getByTestId("cart-empty").waitFor({ timeout });
+    });
   });
   it("keeps each user's cart to that user", async () => {
-    const page = await browser.context.newPage();
-    const problems = watchPage(page);
-    await page.goto(`${dev.base}/`);
-    await switchUser(page, 4104);
-    const [a] = await firstProducts(page, 1);
-    await page.getByTestId(`add-${a}`).click();
-    await waitCount(page, a, 1);
-    await switchUser(page, 4105); // waits for an empty cart
-    await page.getByTestId("user-input").fill("4104");
-    await page.getByTestId("user-switch").click();
-    await waitText(page.getByTestId("cart"), "user 4104");
-    await waitCount(page, a, 1);
-    // An id that is not a positive int64 is refused by the page itself.
-    await page.getByTestId("user-input").fill("9223372036854775808");
-    await page.getByTestId("user-switch").click();
-    const refused = page.getByTestId("error").first();
-    await waitText(refused, /user: enter a whole number/);
-    assert.equal(await refused.getAttribute("data-code"), "", "a check made in the page has no server code");
-    await waitText(page.getByTestId("cart"), "user 4104");
-    assert.deepEqual(problems, []);
-    await page.close();
+    await withPage(browser, async (page) => {
+      await page.goto(`${dev.base}/`);
+      await switchUser(page, 4104);
+      const [a] = await firstProducts(page, 1);
+      await page.getByTestId(`add-${a}`).click();
+      await waitCount(page, a, 1);
+      await switchUser(page, 4105); // waits for an empty cart
+      await page.getByTestId("user-input").fill("4104");
+      await page.getByTestId("user-switch").click();
+      await waitText(page.getByTestId("cart"), "user 4104");
+      await waitCount(page, a, 1);
+      // An id that is not a positive int64 is refused by the page itself.
+      await page.getByTestId("user-input").fill("9223372036854775808");
+      await page.getByTestId("user-switch").click();
+      const refused = page.getByTestId("error").first();
+      await waitText(refused, /user: enter a whole number/);
+      assert.equal(await refused.getAttribute("data-code"), "", "a check made in the page has no server code");
+      await waitText(page.getByTestId("cart"), "user 4104");
+    });
   });
 
   it("checks the Connection settings, and keeps query-string ones to the tab", async () => {
-    const page = await browser.context.newPage();
-    const problems = watchPage(page);
-    await page.goto(`${dev.base}/`);
-    await waitText(page.getByTestId("settings"), "Connection: this server");
-    await page.getByTestId("settings").click();
-    await page.getByTestId("setting-loms").fill("ftp://nowhere");
-    await page.getByTestId("settings-save").click();
-    await waitText(page.getByTestId("error").first(), /loms: ftp:\/\/nowhere is not an http\(s\) address/);
-    await waitText(page.getByTestId("settings"), "Connection: this server");
+    await withPage(browser, async (page) => {
+      await page.goto(`${dev.base}/`);
+      await waitText(page.getByTestId("settings"), "Connection: this server");
+      await page.getByTestId("settings").click();
+      await page.getByTestId("setting-loms").fill("ftp://nowhere");
+      await page.getByTestId("settings-save").click();
+      await waitText(page.getByTestId("error").first(), /loms: ftp:\/\/nowhere is not an http\(s\) address/);
+      await waitText(page.getByTestId("settings"), "Connection: this server");
 
-    // A link's services apply to its tab only: a new tab is back home.
-    const linked = await browser.context.newPage();
-    await linked.goto(`${dev.base}/?loms=http://127.0.0.1:9&checkout=javascript:alert(1)`);
-    await waitText(linked.getByTestId("settings"), "Connection: custom");
-    await waitText(linked.getByTestId("errors"), /\?checkout: javascript:alert\(1\) is not an http\(s\) address/);
-    await linked.close();
-    const fresh = await browser.context.newPage();
-    await fresh.goto(`${dev.base}/`);
-    await waitText(fresh.getByTestId("settings"), "Connection: this server");
-    await fresh.close();
-    assert.deepEqual(problems, []);
-    await page.close();
+      // A link's services apply to its tab only: a new tab is back home.
+      const linked = await browser.context.newPage();
+      await linked.goto(`${dev.base}/?loms=http://127.0.0.1:9&checkout=javascript:alert(1)`);
+      await waitText(linked.getByTestId("settings"), "Connection: custom");
+      await waitText(linked.getByTestId("errors"), /\?checkout: javascript:alert\(1\) is not an http\(s\) address/);
+      await linked.close();
+      const fresh = await browser.context.newPage();
+      await fresh.goto(`${dev.base}/`);
+      await waitText(fresh.getByTestId("settings"), "Connection: this server");
+      await fresh.close();
+    });
   });
 
   // Keep this test last in its suite: sku 1 becomes the first product, out
@@ -328,17 +333,15 @@ describe("storefront on minizon dev", () => {
     const csv = join(outDir, "hostile-catalog.csv");
     writeFileSync(csv, `sku,name,price\n1,${name},100\n`);
     run(["product", "import", csv], { DATABASE_URL: dev.databaseURL("product") });
-    const page = await browser.context.newPage();
-    const problems = watchPage(page);
-    await page.goto(`${dev.base}/`);
-    const title = page.getByTestId("product-1").locator("h3");
-    await waitText(title, "Mug");
-    assert.equal(await title.innerText(), name);
-    assert.equal(await page.getByTestId("product-1").locator("img").count(), 0);
-    assert.equal(await page.evaluate(() => window.__owned), undefined);
-    await waitText(page.getByTestId("stock-1"), "Out of stock");
-    assert.deepEqual(problems, []);
-    await page.close();
+    await withPage(browser, async (page) => {
+      await page.goto(`${dev.base}/`);
+      const title = page.getByTestId("product-1").locator("h3");
+      await waitText(title, "Mug");
+      assert.equal(await title.innerText(), name);
+      assert.equal(await page.getByTestId("product-1").locator("img").count(), 0);
+      assert.equal(await page.evaluate(() => window.__owned), undefined);
+      await waitText(page.getByTestId("stock-1"), "Out of stock");
+    });
   });
 });
 
@@ -402,60 +405,56 @@ describe("storefront against separately run services (CORS)", () => {
   }
 
   it("works cross-origin from an allowed origin", async () => {
-    const page = await browser.context.newPage();
-    const problems = watchPage(page);
-    const hosts = new Set();
-    page.on("request", (r) => {
-      const u = new URL(r.url());
-      if (/^\/(minizon|route256)\./.test(u.pathname)) hosts.add(u.host);
+    await withPage(browser, async (page) => {
+      const hosts = new Set();
+      page.on("request", (r) => {
+        const u = new URL(r.url());
+        if (/^\/(minizon|route256)\./.test(u.pathname)) hosts.add(u.host);
+      });
+      await page.goto(pageURL(dev.base));
+      await waitText(page.getByTestId("settings"), "Connection: custom");
+      await switchUser(page, 4201);
+      const [a] = await firstProducts(page, 1);
+      await productPrice(page, a);
+      await waitText(page.getByTestId(`stock-${a}`), /Warehouse \d+/);
+      const id = await buyOne(page, a);
+      await orderStatus(page, id, "ORDER_STATUS_AWAITING_PAYMENT");
+      await page.getByTestId(`pay-${id}`).click();
+      await orderStatus(page, id, "ORDER_STATUS_PAYED");
+      await shot(page, "06-cross-origin");
+      // Every RPC went to the separate services, none to the page's server.
+      assert.deepEqual([...hosts].sort(), Object.values(urls).map((u) => new URL(u).host).sort());
+      assert.equal(await page.getByTestId("error").count(), 0);
     });
-    await page.goto(pageURL(dev.base));
-    await waitText(page.getByTestId("settings"), "Connection: custom");
-    await switchUser(page, 4201);
-    const [a] = await firstProducts(page, 1);
-    await productPrice(page, a);
-    await waitText(page.getByTestId(`stock-${a}`), /Warehouse \d+/);
-    const id = await buyOne(page, a);
-    await orderStatus(page, id, "ORDER_STATUS_AWAITING_PAYMENT");
-    await page.getByTestId(`pay-${id}`).click();
-    await orderStatus(page, id, "ORDER_STATUS_PAYED");
-    await shot(page, "06-cross-origin");
-    // Every RPC went to the separate services, none to the page's server.
-    assert.deepEqual([...hosts].sort(), Object.values(urls).map((u) => new URL(u).host).sort());
-    assert.equal(await page.getByTestId("error").count(), 0);
-    assert.deepEqual(problems, []);
-    await page.close();
   });
 
   it("is refused from an origin not allowed, and says so", async () => {
     // localhost is another origin than 127.0.0.1: the same page, served by
     // the same server, is not on the services' allow-list.
-    const page = await browser.context.newPage();
-    const problems = watchPage(page);
-    const other = dev.base.replace("127.0.0.1", "localhost");
-    await page.goto(pageURL(other));
-    const error = page.getByTestId("error").first();
-    await error.waitFor({ timeout });
-    const text = await error.innerText();
-    assert.match(text, /could not reach/);
-    assert.match(text, /MINIZON_CORS_ORIGINS/);
-    assert.equal(await page.locator('[data-testid^="product-"]').count(), 0, "no catalog without CORS");
-    await shot(page, "07-cross-origin-refused");
+    await withPage(browser, async (page) => {
+      const other = dev.base.replace("127.0.0.1", "localhost");
+      await page.goto(pageURL(other));
+      const error = page.getByTestId("error").first();
+      await error.waitFor({ timeout });
+      const text = await error.innerText();
+      assert.match(text, /could not reach/);
+      assert.match(text, /MINIZON_CORS_ORIGINS/);
+      assert.equal(await page.locator('[data-testid^="product-"]').count(), 0, "no catalog without CORS");
+      await shot(page, "07-cross-origin-refused");
 
-    // The server itself refuses the preflight for that origin and allows
-    // it for the allowed one.
-    const preflight = (origin) =>
-      fetch(`${urls.checkout}/minizon.checkout.v1.CheckoutService/AddToCart`, {
-        method: "OPTIONS",
-        headers: {
-          Origin: origin,
-          "Access-Control-Request-Method": "POST",
-          "Access-Control-Request-Headers": "connect-protocol-version,content-type",
-        },
-      });
-    assert.equal((await preflight(other)).headers.get("access-control-allow-origin"), null);
-    assert.equal((await preflight(dev.base)).headers.get("access-control-allow-origin"), dev.base);
-    assert.deepEqual(problems, []);
-    await page.close();
+      // The server itself refuses the preflight for that origin and allows
+      // it for the allowed one.
+      const preflight = (origin) =>
+        fetch(`${urls.checkout}/minizon.checkout.v1.CheckoutService/AddToCart`, {
+          method: "OPTIONS",
+          headers: {
+            Origin: origin,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "connect-protocol-version,content-type",
+          },
+        });
+      assert.equal((await preflight(other)).headers.get("access-control-allow-origin"), null);
+      assert.equal((await preflight(dev.base)).headers.get("access-control-allow-origin"), dev.base);
+    });
   });
 });
