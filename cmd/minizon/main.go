@@ -20,6 +20,7 @@ commands:
   product import FILE.csv load a catalog (sku,name,price) into DATABASE_URL's products
   notifications           run Notifications alone against DATABASE_URL and KAFKA_BROKERS
   healthcheck [ADDR]      exit 0 if the server at ADDR (default MINIZON_ADDR) is SERVING
+  bench [FLAGS]           drive load against a deployment (bench -h lists scenarios and flags)
 
 Configuration is read from environment variables; see README.md.
 `

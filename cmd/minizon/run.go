@@ -31,6 +31,9 @@ func runLogging(ctx context.Context, args []string, out, logOut io.Writer) error
 		fmt.Fprint(out, usage)
 		return errors.New("no command given")
 	}
+	if args[0] == "bench" {
+		return runBench(ctx, args[1:], out, logOut)
+	}
 	if args[0] == "product" && len(args) > 1 {
 		return runProductCommand(ctx, envconf.New(), args[1:], out)
 	}

@@ -4,6 +4,7 @@
 package rpcclient
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -36,6 +37,9 @@ type Config struct {
 	Protocol string
 	// Timeout caps every call; the caller's own deadline applies if sooner.
 	Timeout time.Duration
+	// IdleConns is how many idle connections are kept for reuse; 0 means
+	// 64. An HTTP/1.1 caller needs one per call in flight, or it redials.
+	IdleConns int
 }
 
 // ReadConfig reads <prefix>_ADDR, <prefix>_PROTOCOL and <prefix>_TIMEOUT.
@@ -151,7 +155,7 @@ func New(name string, cfg Config, log *slog.Logger, tel *telemetry.Telemetry) (*
 		DialContext:         (&net.Dialer{Timeout: cfg.Timeout, KeepAlive: 30 * time.Second}).DialContext,
 		Protocols:           &protocols,
 		TLSHandshakeTimeout: cfg.Timeout,
-		MaxIdleConnsPerHost: 64,
+		MaxIdleConnsPerHost: cmp.Or(cfg.IdleConns, 64),
 		IdleConnTimeout:     90 * time.Second,
 	}
 	// Small messages are not worth gzip's CPU on either side; Go's HTTP
