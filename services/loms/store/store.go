@@ -44,61 +44,77 @@ var (
 	_ outbox.Source    = (*Store)(nil)
 )
 
-// inTx runs fn in a transaction. READ COMMITTED is pinned, whatever the
-// server's default: the locking (FOR UPDATE re-checks, SKIP LOCKED, waits on
-// the idempotency index, the relay's view of new outbox rows) relies on each
-// statement seeing what committed before it.
-func (s *Store) inTx(ctx context.Context, fn func(q *db.Queries) error) error {
-	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
+// beginTx opens a transaction in a pipeline. READ COMMITTED is pinned,
+// whatever the server's default: the locking (FOR UPDATE re-checks, SKIP
+// LOCKED, waits on the idempotency index, the relay's view of new outbox
+// rows) relies on each statement seeing what committed before it.
+const beginTx = "BEGIN ISOLATION LEVEL READ COMMITTED"
+
+// withConn runs fn on one pooled connection. A transaction that fn leaves
+// open, because it failed or found nothing to do, is rolled back before the
+// connection goes back to the pool; if even that fails, the pool drops the
+// connection.
+func (s *Store) withConn(ctx context.Context, fn func(*pgx.Conn) error) error {
+	c, err := s.pool.Acquire(ctx)
 	if err != nil {
-		return fmt.Errorf("begin transaction: %w", err)
+		return fmt.Errorf("acquire connection: %w", err)
 	}
-	// A no-op once committed; after a failure the error that matters is fn's.
-	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	if err := fn(db.New(tx)); err != nil {
-		return err
+	defer c.Release()
+	err = fn(c.Conn())
+	if !c.Conn().IsClosed() && c.Conn().PgConn().TxStatus() != 'I' {
+		// After a failure the error that matters is fn's.
+		_, _ = c.Exec(context.WithoutCancel(ctx), "ROLLBACK")
 	}
-	if err := tx.Commit(ctx); err != nil {
-		return fmt.Errorf("commit transaction: %w", err)
-	}
-	return nil
+	return err
 }
 
-// Create implements order.Repository.
+// Create implements order.Repository in two round trips: the order's row
+// and the stock locks first, then, once reserve has planned from the locked
+// rows, everything else with the commit.
 func (s *Store) Create(ctx context.Context, o *order.Order, key string,
 	reserve func([]order.Stock) ([]order.Reservation, error)) (*order.Order, error) {
+	skus, counts := make([]int64, len(o.Items)), make([]int64, len(o.Items))
+	for i, it := range o.Items {
+		skus[i], counts[i] = int64(it.SKU), int64(it.Count)
+	}
 	var existing int64
-	err := s.inTx(ctx, func(q *db.Queries) error {
-		id, err := q.InsertOrder(ctx, db.InsertOrderParams{
-			UserID:         o.User,
-			Status:         dbStatus(o.Status),
-			IdempotencyKey: pgtype.Text{String: key, Valid: key != ""},
-			CreatedAt:      o.CreatedAt,
-			PayBy:          o.PayBy,
-		})
-		if errors.Is(err, pgx.ErrNoRows) {
-			// The key was used before: that order is the answer.
-			existing, err = q.GetOrderByIdempotencyKey(ctx, db.GetOrderByIdempotencyKeyParams{UserID: o.User, IdempotencyKey: key})
-			if err != nil {
-				return fmt.Errorf("find order by idempotency key: %w", err)
+	err := s.withConn(ctx, func(conn *pgx.Conn) error {
+		var (
+			first    pipeline
+			id       int64
+			conflict bool
+			rows     []db.Stock
+		)
+		first.exec(beginTx)
+		first.add(func(q *db.Queries) (err error) {
+			id, err = q.InsertOrder(ctx, db.InsertOrderParams{
+				UserID:         o.User,
+				Status:         dbStatus(o.Status),
+				IdempotencyKey: pgtype.Text{String: key, Valid: key != ""},
+				CreatedAt:      o.CreatedAt,
+				PayBy:          o.PayBy,
+			})
+			if errors.Is(err, pgx.ErrNoRows) {
+				// The key was used before: that order is the answer.
+				conflict = true
+				return nil
 			}
-			return nil
+			return wrap("insert order", err)
+		})
+		first.add(func(q *db.Queries) (err error) {
+			rows, err = q.LockStocks(ctx, skus)
+			return wrap("lock stocks", err)
+		})
+		if err := first.send(ctx, conn); err != nil {
+			return err
 		}
-		if err != nil {
-			return fmt.Errorf("insert order: %w", err)
+		if conflict {
+			var err error
+			existing, err = db.New(conn).GetOrderByIdempotencyKey(ctx,
+				db.GetOrderByIdempotencyKeyParams{UserID: o.User, IdempotencyKey: key})
+			return wrap("find order by idempotency key", err)
 		}
 		o.ID = id
-		skus, counts := make([]int64, len(o.Items)), make([]int64, len(o.Items))
-		for i, it := range o.Items {
-			skus[i], counts[i] = int64(it.SKU), int64(it.Count)
-		}
-		if err := q.InsertOrderItems(ctx, db.InsertOrderItemsParams{OrderID: id, Skus: skus, Counts: counts}); err != nil {
-			return fmt.Errorf("insert order items: %w", err)
-		}
-		rows, err := q.LockStocks(ctx, skus)
-		if err != nil {
-			return fmt.Errorf("lock stocks: %w", err)
-		}
 		stocks := make([]order.Stock, len(rows))
 		for i, r := range rows {
 			stocks[i] = order.Stock{SKU: uint32(r.Sku), Warehouse: r.WarehouseID, Total: uint64(r.Total), Reserved: uint64(r.Reserved)}
@@ -107,10 +123,16 @@ func (s *Store) Create(ctx context.Context, o *order.Order, key string,
 		if err != nil {
 			return err
 		}
-		if err := s.reserve(ctx, q, id, plan); err != nil {
+		var rest pipeline
+		rest.add(func(q *db.Queries) error {
+			return wrap("insert order items", q.InsertOrderItems(ctx, db.InsertOrderItemsParams{OrderID: id, Skus: skus, Counts: counts}))
+		})
+		queueReservations(ctx, &rest, id, plan)
+		if err := s.queueChanges(ctx, &rest, o, o.CreatedAt); err != nil {
 			return err
 		}
-		return s.saveChanges(ctx, q, o, o.CreatedAt)
+		rest.exec("COMMIT")
+		return rest.send(ctx, conn)
 	})
 	if err != nil {
 		return nil, err
@@ -121,33 +143,33 @@ func (s *Store) Create(ctx context.Context, o *order.Order, key string,
 	return o, nil
 }
 
-func (s *Store) reserve(ctx context.Context, q *db.Queries, orderID int64, plan []order.Reservation) error {
+func queueReservations(ctx context.Context, p *pipeline, orderID int64, plan []order.Reservation) {
 	if len(plan) == 0 {
-		return nil
+		return
 	}
 	skus, whs, counts := make([]int64, len(plan)), make([]int64, len(plan)), make([]int64, len(plan))
 	for i, r := range plan {
 		skus[i], whs[i], counts[i] = int64(r.SKU), r.Warehouse, int64(r.Count)
 	}
-	if err := q.ReserveStocks(ctx, db.ReserveStocksParams{Skus: skus, WarehouseIds: whs, Counts: counts}); err != nil {
-		return fmt.Errorf("reserve stocks: %w", err)
-	}
-	if err := q.InsertReservations(ctx, db.InsertReservationsParams{OrderID: orderID, Skus: skus, WarehouseIds: whs, Counts: counts}); err != nil {
-		return fmt.Errorf("insert reservations: %w", err)
-	}
-	return nil
+	p.add(func(q *db.Queries) error {
+		return wrap("reserve stocks", q.ReserveStocks(ctx, db.ReserveStocksParams{Skus: skus, WarehouseIds: whs, Counts: counts}))
+	})
+	p.add(func(q *db.Queries) error {
+		return wrap("insert reservations", q.InsertReservations(ctx,
+			db.InsertReservationsParams{OrderID: orderID, Skus: skus, WarehouseIds: whs, Counts: counts}))
+	})
 }
 
-// saveChanges stores the order's new status and one outbox event per change.
-func (s *Store) saveChanges(ctx context.Context, q *db.Queries, o *order.Order, at time.Time) error {
+// queueChanges queues the order's new status and one outbox event per
+// change.
+func (s *Store) queueChanges(ctx context.Context, p *pipeline, o *order.Order, at time.Time) error {
 	if len(o.Changes()) == 0 {
 		return nil
 	}
-	if err := q.UpdateOrderStatus(ctx, db.UpdateOrderStatusParams{Status: dbStatus(o.Status), UpdatedAt: at, ID: o.ID}); err != nil {
-		return fmt.Errorf("update order status: %w", err)
-	}
+	status := db.UpdateOrderStatusParams{Status: dbStatus(o.Status), UpdatedAt: at, ID: o.ID}
+	p.add(func(q *db.Queries) error { return wrap("update order status", q.UpdateOrderStatus(ctx, status)) })
 	events := o.Events(at)
-	p := db.InsertOutboxParams{
+	outboxRows := db.InsertOutboxParams{
 		EventIds:  make([]pgtype.UUID, len(events)),
 		OrderIds:  make([]int64, len(events)),
 		Payloads:  make([][]byte, len(events)),
@@ -157,94 +179,115 @@ func (s *Store) saveChanges(ctx context.Context, q *db.Queries, o *order.Order, 
 	// consumers' spans link to the change that caused them.
 	trace := propagation.MapCarrier{}
 	telemetry.Propagator().Inject(ctx, trace)
-	p.Traceparent = optionalText(trace.Get("traceparent"))
-	p.Tracestate = optionalText(trace.Get("tracestate"))
+	outboxRows.Traceparent = optionalText(trace.Get("traceparent"))
+	outboxRows.Tracestate = optionalText(trace.Get("tracestate"))
 	for i, e := range events {
 		payload, err := s.encode(e)
 		if err != nil {
 			return err
 		}
-		p.EventIds[i] = pgtype.UUID{Bytes: e.ID, Valid: true}
-		p.OrderIds[i] = e.OrderID
-		p.Payloads[i] = payload
+		outboxRows.EventIds[i] = pgtype.UUID{Bytes: e.ID, Valid: true}
+		outboxRows.OrderIds[i] = e.OrderID
+		outboxRows.Payloads[i] = payload
 	}
-	if err := q.InsertOutbox(ctx, p); err != nil {
-		return fmt.Errorf("insert outbox events: %w", err)
-	}
+	p.add(func(q *db.Queries) error { return wrap("insert outbox events", q.InsertOutbox(ctx, outboxRows)) })
 	return nil
 }
 
-// Get implements order.Repository.
+// Get implements order.Repository in one round trip.
 func (s *Store) Get(ctx context.Context, id int64) (*order.Order, error) {
-	q := db.New(s.pool)
-	row, err := q.GetOrder(ctx, id)
-	if err != nil {
-		return nil, notFound("get order", err)
-	}
-	return s.load(ctx, q, db.GetOrderForUpdateRow(row))
-}
-
-func (s *Store) load(ctx context.Context, q *db.Queries, row db.GetOrderForUpdateRow) (*order.Order, error) {
-	status, err := order.ParseStatus(string(row.Status))
+	var o *order.Order
+	err := s.withConn(ctx, func(conn *pgx.Conn) error {
+		var p pipeline
+		s.queueLoad(ctx, &p, id, false, &o)
+		return p.send(ctx, conn)
+	})
 	if err != nil {
 		return nil, err
-	}
-	items, err := q.ListOrderItems(ctx, row.ID)
-	if err != nil {
-		return nil, fmt.Errorf("list order items: %w", err)
-	}
-	o := &order.Order{ID: row.ID, User: row.UserID, Status: status, CreatedAt: row.CreatedAt, PayBy: row.PayBy,
-		Items: make([]order.Item, len(items))}
-	for i, it := range items {
-		o.Items[i] = order.Item{SKU: uint32(it.Sku), Count: uint32(it.Count)}
 	}
 	return o, nil
 }
 
-// Update implements order.Repository.
-func (s *Store) Update(ctx context.Context, id int64, fn func(*order.Order) error) error {
-	return s.inTx(ctx, func(q *db.Queries) error { return s.update(ctx, q, id, fn) })
+// queueLoad queues the reads of order id, locked for update if forUpdate,
+// into *o. ErrNotFound for an unknown id.
+func (s *Store) queueLoad(ctx context.Context, p *pipeline, id int64, forUpdate bool, o **order.Order) {
+	var row db.GetOrderForUpdateRow
+	p.add(func(q *db.Queries) (err error) {
+		if forUpdate {
+			row, err = q.GetOrderForUpdate(ctx, id)
+			return notFound("lock order", err)
+		}
+		var r db.GetOrderRow
+		r, err = q.GetOrder(ctx, id)
+		row = db.GetOrderForUpdateRow(r)
+		return notFound("get order", err)
+	})
+	p.add(func(q *db.Queries) error {
+		items, err := q.ListOrderItems(ctx, id)
+		if err != nil {
+			return fmt.Errorf("list order items: %w", err)
+		}
+		status, err := order.ParseStatus(string(row.Status))
+		if err != nil {
+			return err
+		}
+		*o = &order.Order{ID: row.ID, User: row.UserID, Status: status, CreatedAt: row.CreatedAt, PayBy: row.PayBy,
+			Items: make([]order.Item, len(items))}
+		for i, it := range items {
+			(*o).Items[i] = order.Item{SKU: uint32(it.Sku), Count: uint32(it.Count)}
+		}
+		return nil
+	})
 }
 
-func (s *Store) update(ctx context.Context, q *db.Queries, id int64, fn func(*order.Order) error) error {
-	row, err := q.GetOrderForUpdate(ctx, id)
-	if err != nil {
-		return notFound("lock order", err)
-	}
-	o, err := s.load(ctx, q, row)
-	if err != nil {
+// Update implements order.Repository in two round trips: the order locked
+// and read, then its changes stored with the commit.
+func (s *Store) Update(ctx context.Context, id int64, fn func(*order.Order) error) error {
+	return s.withConn(ctx, func(conn *pgx.Conn) error {
+		var p pipeline
+		p.exec(beginTx)
+		return s.update(ctx, conn, &p, id, fn)
+	})
+}
+
+// update adds the locking read of order id to p, an open transaction's
+// pending statements, sends it, applies fn and commits what it changed.
+func (s *Store) update(ctx context.Context, conn *pgx.Conn, p *pipeline, id int64, fn func(*order.Order) error) error {
+	var o *order.Order
+	s.queueLoad(ctx, p, id, true, &o)
+	if err := p.send(ctx, conn); err != nil {
 		return err
 	}
 	if err := fn(o); err != nil {
 		return err
 	}
+	var rest pipeline
 	for _, c := range o.Changes() {
-		if err := applyStockEffect(ctx, q, id, c.StockEffect()); err != nil {
-			return err
-		}
+		queueStockEffect(ctx, &rest, id, c.StockEffect())
 	}
-	return s.saveChanges(ctx, q, o, s.now())
+	if err := s.queueChanges(ctx, &rest, o, s.now()); err != nil {
+		return err
+	}
+	rest.exec("COMMIT")
+	return rest.send(ctx, conn)
 }
 
-func applyStockEffect(ctx context.Context, q *db.Queries, orderID int64, effect order.StockEffect) error {
+func queueStockEffect(ctx context.Context, p *pipeline, orderID int64, effect order.StockEffect) {
 	if effect == order.KeepStock {
-		return nil
+		return
 	}
 	// Lock the stock rows in the same global order as CreateOrder does, so
 	// the two cannot deadlock.
-	if _, err := q.LockReservedStocks(ctx, orderID); err != nil {
-		return fmt.Errorf("lock reserved stocks: %w", err)
-	}
-	var err error
-	if effect == order.ReleaseStock {
-		err = q.ReleaseReservations(ctx, orderID)
-	} else {
-		err = q.WriteOffReservations(ctx, orderID)
-	}
-	if err != nil {
-		return fmt.Errorf("apply reservations: %w", err)
-	}
-	return nil
+	p.add(func(q *db.Queries) error {
+		_, err := q.LockReservedStocks(ctx, orderID)
+		return wrap("lock reserved stocks", err)
+	})
+	p.add(func(q *db.Queries) error {
+		if effect == order.ReleaseStock {
+			return wrap("release reservations", q.ReleaseReservations(ctx, orderID))
+		}
+		return wrap("write off reservations", q.WriteOffReservations(ctx, orderID))
+	})
 }
 
 // UpdateExpired implements order.Repository. Each order is updated in a
@@ -254,13 +297,24 @@ func (s *Store) UpdateExpired(ctx context.Context, now time.Time, max int, fn fu
 	n := 0
 	for n < max {
 		found := false
-		err := s.inTx(ctx, func(q *db.Queries) error {
-			ids, err := q.LockExpiredOrders(ctx, db.LockExpiredOrdersParams{Now: now, MaxOrders: 1})
-			if err != nil || len(ids) == 0 {
+		err := s.withConn(ctx, func(conn *pgx.Conn) error {
+			var (
+				claim pipeline
+				ids   []int64
+			)
+			claim.exec(beginTx)
+			claim.add(func(q *db.Queries) (err error) {
+				ids, err = q.LockExpiredOrders(ctx, db.LockExpiredOrdersParams{Now: now, MaxOrders: 1})
+				return wrap("lock expired orders", err)
+			})
+			if err := claim.send(ctx, conn); err != nil || len(ids) == 0 {
 				return err
 			}
 			found = true
-			return s.update(ctx, q, ids[0], fn)
+			// The order is locked already; reading it again FOR UPDATE is
+			// free and keeps one code path.
+			var p pipeline
+			return s.update(ctx, conn, &p, ids[0], fn)
 		})
 		if err != nil {
 			return n, err
@@ -302,16 +356,28 @@ func (s *Store) SeedStocks(ctx context.Context, stocks []order.Stock) (int64, er
 	return n, nil
 }
 
-// PublishBatch implements outbox.Source.
+// PublishBatch implements outbox.Source in two round trips around the
+// publishing: the lock and the read, then the marking and the commit.
 func (s *Store) PublishBatch(ctx context.Context, max int, publish func(context.Context, []outbox.Message) error) (int, error) {
 	n := 0
-	err := s.inTx(ctx, func(q *db.Queries) error {
-		locked, err := q.TryLockRelay(ctx, relayLockKey)
-		if err != nil || !locked {
-			return err
-		}
-		rows, err := q.ListUnsentOutbox(ctx, int32(max))
-		if err != nil || len(rows) == 0 {
+	err := s.withConn(ctx, func(conn *pgx.Conn) error {
+		var (
+			read   pipeline
+			locked bool
+			rows   []db.ListUnsentOutboxRow
+		)
+		read.exec(beginTx)
+		read.add(func(q *db.Queries) (err error) {
+			locked, err = q.TryLockRelay(ctx, relayLockKey)
+			return wrap("lock relay", err)
+		})
+		// Read in the same round trip; the rows are ignored when another
+		// relay holds the lock.
+		read.add(func(q *db.Queries) (err error) {
+			rows, err = q.ListUnsentOutbox(ctx, int32(max))
+			return wrap("list unsent outbox rows", err)
+		})
+		if err := read.send(ctx, conn); err != nil || !locked || len(rows) == 0 {
 			return err
 		}
 		msgs := make([]outbox.Message, len(rows))
@@ -324,8 +390,13 @@ func (s *Store) PublishBatch(ctx context.Context, max int, publish func(context.
 		if err := publish(ctx, msgs); err != nil {
 			return err
 		}
-		if err := q.MarkOutboxSent(ctx, db.MarkOutboxSentParams{SentAt: s.now(), Ids: ids}); err != nil {
-			return fmt.Errorf("mark outbox sent: %w", err)
+		var mark pipeline
+		mark.add(func(q *db.Queries) error {
+			return wrap("mark outbox sent", q.MarkOutboxSent(ctx, db.MarkOutboxSentParams{SentAt: s.now(), Ids: ids}))
+		})
+		mark.exec("COMMIT")
+		if err := mark.send(ctx, conn); err != nil {
+			return err
 		}
 		n = len(rows)
 		return nil
@@ -358,9 +429,20 @@ func optionalText(s string) pgtype.Text { return pgtype.Text{String: s, Valid: s
 
 func dbStatus(st order.Status) db.OrderStatus { return db.OrderStatus(st.String()) }
 
+// wrap names the failed step of err; nil stays nil.
+func wrap(what string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
 // notFound maps pgx.ErrNoRows to the domain's ErrNotFound; what names the
-// failed step otherwise.
+// failed step otherwise. nil stays nil.
 func notFound(what string, err error) error {
+	if err == nil {
+		return nil
+	}
 	if errors.Is(err, pgx.ErrNoRows) {
 		return order.ErrNotFound
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/minizon/minizon/internal/pgtest"
 	"github.com/minizon/minizon/services/loms/internal/lomstest"
 	"github.com/minizon/minizon/services/loms/order"
+	"github.com/minizon/minizon/services/loms/store"
 )
 
 var pg *pgtest.Cluster
@@ -451,4 +452,54 @@ func TestSweepersInParallelCancelEachOrderOnce(t *testing.T) {
 func isTransition(err error) bool {
 	var te *order.TransitionError
 	return errors.As(err, &te)
+}
+
+// TestFailureInEitherRoundTripLeavesNothing checks the pipelined writes: a
+// statement failing in the round trip after planning (here the stock CHECK,
+// hit by a plan that reserves more than there is) and a failure between the
+// round trips (an event that cannot be encoded) both leave no order, no
+// reservation and no event behind, and no connection idle in a transaction.
+func TestFailureInEitherRoundTripLeavesNothing(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	stock := order.Stock{SKU: 10, Warehouse: 1, Total: 5}
+	st, pool := lomstest.NewStore(t, pg, time.Now, stock)
+	overReserve := func([]order.Stock) ([]order.Reservation, error) {
+		return []order.Reservation{{SKU: 10, Warehouse: 1, Count: 6}}, nil
+	}
+	for range 3 {
+		o := order.New(1, []order.Item{{SKU: 10, Count: 6}}, time.Now(), time.Minute)
+		if _, err := st.Create(ctx, o, "", overReserve); err == nil {
+			t.Fatal("over-reservation was committed")
+		}
+	}
+	badEvents := store.New(pool, func(order.Event) ([]byte, error) { return nil, errors.New("cannot encode") }, time.Now)
+	svc := order.NewService(badEvents, time.Minute, time.Now)
+	for range 3 {
+		if _, err := svc.Create(ctx, 1, []order.Item{{SKU: 10, Count: 1}}, ""); err == nil {
+			t.Fatal("an order whose events cannot be encoded was committed")
+		}
+	}
+	var orders, items, outboxRows, idleInTx int
+	err := pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM orders), (SELECT count(*) FROM order_items),
+		(SELECT count(*) FROM outbox),
+		(SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND state LIKE 'idle in transaction%')`).
+		Scan(&orders, &items, &outboxRows, &idleInTx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if orders+items+outboxRows != 0 || idleInTx != 0 {
+		t.Fatalf("after failed writes: %d orders, %d items, %d events, %d sessions idle in a transaction",
+			orders, items, outboxRows, idleInTx)
+	}
+	if total, reserved, open := lomstest.Totals(t, pool); total != 5 || reserved != 0 || open != 0 {
+		t.Fatalf("stock total %d reserved %d open %d, want 5 0 0", total, reserved, open)
+	}
+	// The connections that saw the failures still work.
+	good := order.NewService(st, time.Minute, time.Now)
+	for range 2 * int(pool.Config().MaxConns) {
+		if o, err := good.Create(ctx, 1, []order.Item{{SKU: 10, Count: 1}}, ""); err != nil || o.Status != order.StatusFailed && o.Status != order.StatusAwaitingPayment {
+			t.Fatalf("create after failures: %v %v", o, err)
+		}
+	}
 }
