@@ -39,6 +39,11 @@ type Config struct {
 	RequestTimeout time.Duration
 	// LogLevel is debug, info, warn or error (MINIZON_LOG_LEVEL).
 	LogLevel slog.Level
+	// DebugAddr, when set, serves Go's profiler (/debug/pprof/) on a port
+	// of its own (MINIZON_DEBUG_ADDR), never on the service's port: the
+	// profiles show internals and cost CPU, so only an operator who asks
+	// for them gets them, on an address they choose.
+	DebugAddr string
 }
 
 // Defaults used when a variable is unset.
@@ -58,6 +63,7 @@ func ReadConfig(env *envconf.Reader) Config {
 		ShutdownDelay:   env.Duration("MINIZON_SHUTDOWN_DELAY", 0),
 		ShutdownTimeout: env.Duration("MINIZON_SHUTDOWN_TIMEOUT", DefaultShutdownTimeout),
 		RequestTimeout:  env.Duration("MINIZON_REQUEST_TIMEOUT", DefaultRequestTimeout),
+		DebugAddr:       env.String("MINIZON_DEBUG_ADDR", ""),
 	}
 	env.Parse("MINIZON_LOG_LEVEL", "debug, info, warn or error", func(v string) error {
 		return cfg.LogLevel.UnmarshalText([]byte(v))

@@ -211,6 +211,13 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 // work accepted before the signal is finished. A failing worker stops
 // everything.
 func (s *Server) Run(ctx context.Context, ln net.Listener, workers ...func(context.Context) error) error {
+	if s.cfg.DebugAddr != "" {
+		stopDebug, err := serveDebug(s.cfg.DebugAddr, s.log)
+		if err != nil {
+			return err
+		}
+		defer stopDebug()
+	}
 	srvCtx, stopServer := context.WithCancel(ctx)
 	defer stopServer()
 	workCtx, stopWorkers := context.WithCancel(context.WithoutCancel(ctx))

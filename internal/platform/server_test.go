@@ -1022,3 +1022,69 @@ func TestRequestsWithoutDeadlineGetOne(t *testing.T) {
 		t.Fatalf("caller deadline 500ms: %v left", left)
 	}
 }
+
+// TestProfilesOnlyOnTheDebugPort checks MINIZON_DEBUG_ADDR: the profiles are
+// served on that port while Run runs, never on the service's port, and the
+// port is closed when Run returns.
+func TestProfilesOnlyOnTheDebugPort(t *testing.T) {
+	t.Parallel()
+	cfg := baseConfig()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.DebugAddr = ln.Addr().String()
+	ln.Close()
+	h := newHarness(t, cfg, newImpl()).run()
+	c := http1(t)
+	get := func(url string) (int, string) {
+		t.Helper()
+		res, err := c.Get(url)
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+	var code int
+	var body string
+	for range 100 { // the debug server starts beside the service
+		if code, body = get("http://" + cfg.DebugAddr + "/debug/pprof/"); code != 0 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if code != http.StatusOK || !strings.Contains(body, "goroutine") {
+		t.Fatalf("debug port: %d %.200s", code, body)
+	}
+	if code, _ := get("http://" + cfg.DebugAddr + "/debug/pprof/heap?debug=1"); code != http.StatusOK {
+		t.Fatalf("heap profile: %d", code)
+	}
+	if code, _ := get(h.base + "/debug/pprof/"); code == http.StatusOK {
+		t.Fatal("the service's port serves profiles")
+	}
+	h.cancel()
+	if err := h.wait(); err != nil {
+		t.Fatal(err)
+	}
+	c.CloseIdleConnections()
+	if code, _ := get("http://" + cfg.DebugAddr + "/debug/pprof/"); code != 0 {
+		t.Fatalf("debug port still answers after Run returned: %d", code)
+	}
+}
+
+func TestDebugAddrInUseFailsRun(t *testing.T) {
+	t.Parallel()
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	cfg := baseConfig()
+	cfg.DebugAddr = taken.Addr().String()
+	h := newHarness(t, cfg, newImpl()).run()
+	if err := h.wait(); err == nil || !strings.Contains(err.Error(), "MINIZON_DEBUG_ADDR") {
+		t.Fatalf("Run with a taken debug port: %v", err)
+	}
+}
