@@ -1,0 +1,573 @@
+// Command bench measures LOMS against its own yardsticks on this machine,
+// in one run: pgbench running LOMS's CreateOrder transaction and its stocks
+// select on the same durable Postgres, and a no-op RPC for the transport's
+// ceiling. It writes one table of the ratios; see bench/README.md.
+//
+//	go run ./bench [-d 10s] [-clients 16,64] [-protocols grpc,connect,grpc-web]
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/minizon/minizon/internal/loadgen"
+	"github.com/minizon/minizon/internal/pgcluster"
+	"github.com/minizon/minizon/services/loms/outbox"
+)
+
+type config struct {
+	minizon, lomsBin string
+	out              string
+	duration, warmup time.Duration
+	clients          []int
+	protocols        []string
+	skus             int
+	profile          bool
+}
+
+func main() {
+	var cfg config
+	var clients, protocols string
+	flag.StringVar(&cfg.minizon, "minizon", "", "minizon binary that drives the load (default: build ./cmd/minizon)")
+	flag.StringVar(&cfg.lomsBin, "loms-bin", "", "minizon binary whose LOMS is measured (default -minizon), to measure an older build in the same way")
+	flag.StringVar(&cfg.out, "out", "bench/out", "directory for the results, logs, pgbench logs and profiles")
+	flag.DurationVar(&cfg.duration, "d", 10*time.Second, "measured duration of each run")
+	flag.DurationVar(&cfg.warmup, "warmup", 2*time.Second, "unmeasured warm-up before each run")
+	flag.StringVar(&clients, "clients", "16,64", "client counts to measure at")
+	flag.StringVar(&protocols, "protocols", "grpc,connect,grpc-web", "protocols to measure")
+	flag.IntVar(&cfg.skus, "skus", 10000, "skus in stock (two warehouses each)")
+	flag.BoolVar(&cfg.profile, "profile", true, "after the table, take CPU profiles of LOMS under create-order and stocks load")
+	flag.Parse()
+	for _, c := range strings.Split(clients, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(c))
+		if err != nil || n < 1 {
+			log.Fatalf("bench: -clients: %q is not a client count", c)
+		}
+		cfg.clients = append(cfg.clients, n)
+	}
+	cfg.protocols = strings.Split(protocols, ",")
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, cfg); err != nil {
+		log.Fatalf("bench: %v", err)
+	}
+}
+
+// env is everything a run needs: the database, the broker and LOMS.
+type env struct {
+	cfg      config
+	pgbench  string
+	dbURL    string
+	pool     *pgxpool.Pool
+	kafka    *kadm.Client
+	lomsAddr string
+	debug    string
+	loms     *exec.Cmd
+}
+
+func run(ctx context.Context, cfg config) error {
+	out, err := filepath.Abs(cfg.out)
+	if err != nil {
+		return err
+	}
+	cfg.out = out
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return err
+	}
+	if cfg.minizon == "" {
+		cfg.minizon = filepath.Join(out, "minizon")
+		log.Printf("building %s", cfg.minizon)
+		if err := command(ctx, "go", "build", "-o", cfg.minizon, "./cmd/minizon").Run(); err != nil {
+			return fmt.Errorf("build minizon: %w", err)
+		}
+	}
+	if cfg.lomsBin == "" {
+		cfg.lomsBin = cfg.minizon
+	}
+	e := &env{cfg: cfg}
+	if e.pgbench, err = findPgbench(); err != nil {
+		return err
+	}
+
+	// Durable: fsync and synchronous_commit stay on, as in production.
+	if err := os.RemoveAll(filepath.Join(out, "pg")); err != nil {
+		return err
+	}
+	cluster, err := pgcluster.Start(ctx, pgcluster.Options{Dir: filepath.Join(out, "pg")})
+	if err != nil {
+		return err
+	}
+	defer cluster.Stop()
+	if err := cluster.CreateDatabase(ctx, "loms", ""); err != nil {
+		return err
+	}
+	e.dbURL = cluster.URL("loms")
+
+	broker, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation(), kfake.DefaultNumPartitions(3))
+	if err != nil {
+		return fmt.Errorf("kafka: %w", err)
+	}
+	defer broker.Close()
+	kc, err := kgo.NewClient(kgo.SeedBrokers(broker.ListenAddrs()...))
+	if err != nil {
+		return fmt.Errorf("kafka client: %w", err)
+	}
+	defer kc.Close()
+	e.kafka = kadm.NewClient(kc)
+
+	if err := e.startLOMS(ctx, strings.Join(broker.ListenAddrs(), ",")); err != nil {
+		return err
+	}
+	defer e.stopLOMS()
+	if e.pool, err = pgxpool.New(ctx, e.dbURL); err != nil {
+		return err
+	}
+	defer e.pool.Close()
+	if err := e.seed(ctx); err != nil {
+		return err
+	}
+	settings, err := e.settings(ctx)
+	if err != nil {
+		return err
+	}
+	log.Printf("Postgres: %s", settings)
+
+	var rows []row
+	for _, c := range cfg.clients {
+		r, err := e.measure(ctx, c)
+		if err != nil {
+			return err
+		}
+		rows = append(rows, r...)
+	}
+	peak, err := e.peakRSS()
+	if err != nil {
+		return err
+	}
+	report := renderReport(cfg, settings, rows, peak)
+	if err := os.WriteFile(filepath.Join(out, "results.md"), []byte(report), 0o644); err != nil {
+		return err
+	}
+	js, _ := json.MarshalIndent(rows, "", "  ")
+	if err := os.WriteFile(filepath.Join(out, "results.json"), js, 0o644); err != nil {
+		return err
+	}
+	fmt.Print(report)
+	if cfg.profile {
+		return e.profiles(ctx)
+	}
+	return nil
+}
+
+func command(ctx context.Context, name string, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Stderr = os.Stderr
+	return cmd
+}
+
+// findPgbench looks on PATH, then beside the Postgres server binaries.
+func findPgbench() (string, error) {
+	if p, err := exec.LookPath("pgbench"); err == nil {
+		return p, nil
+	}
+	matches, _ := filepath.Glob("/usr/lib/postgresql/*/bin/pgbench")
+	if len(matches) == 0 {
+		return "", errors.New("pgbench not found: install Postgres (Debian: apt-get install postgresql)")
+	}
+	return matches[len(matches)-1], nil
+}
+
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// startLOMS runs `minizon loms` as its own process, as deployed, with its
+// profiler on a debug port and a payment window longer than the run.
+func (e *env) startLOMS(ctx context.Context, brokers string) error {
+	addr, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	debug, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	logFile, err := os.Create(filepath.Join(e.cfg.out, "loms.log"))
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(e.cfg.lomsBin, "loms")
+	cmd.Env = append(os.Environ(),
+		"DATABASE_URL="+e.dbURL, "KAFKA_BROKERS="+brokers, "MINIZON_ADDR="+addr, "MINIZON_DEBUG_ADDR="+debug,
+		"LOMS_PAYMENT_TIMEOUT=1h", "MINIZON_SEED=false")
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start LOMS: %w", err)
+	}
+	e.loms, e.lomsAddr, e.debug = cmd, "http://"+addr, debug
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if err := command(ctx, e.cfg.minizon, "healthcheck", addr).Run(); err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("LOMS did not become healthy in 30s; see %s", logFile.Name())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func (e *env) stopLOMS() {
+	_ = e.loms.Process.Signal(syscall.SIGTERM)
+	_ = e.loms.Wait()
+}
+
+// seed gives every sku 1..skus stock in warehouses 1 and 2, far more than a
+// run can reserve, so that no order fails for want of stock.
+func (e *env) seed(ctx context.Context) error {
+	_, err := e.pool.Exec(ctx, `INSERT INTO stocks (sku, warehouse_id, total)
+		SELECT s, w, 1000000000000 FROM generate_series(1, $1::bigint) s, generate_series(1, 2) w
+		ON CONFLICT DO NOTHING`, e.cfg.skus)
+	if err != nil {
+		return fmt.Errorf("seed stocks: %w", err)
+	}
+	_, err = e.pool.Exec(ctx, "VACUUM ANALYZE stocks")
+	return err
+}
+
+func (e *env) settings(ctx context.Context) (string, error) {
+	var version, fsync, syncCommit, sharedBuffers string
+	err := e.pool.QueryRow(ctx, `SELECT current_setting('server_version'), current_setting('fsync'),
+		current_setting('synchronous_commit'), current_setting('shared_buffers')`).Scan(&version, &fsync, &syncCommit, &sharedBuffers)
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("PostgreSQL %s, fsync=%s, synchronous_commit=%s, shared_buffers=%s", version, fsync, syncCommit, sharedBuffers), nil
+}
+
+// row is one line of the tables: one client count and protocol.
+type row struct {
+	Clients  int    `json:"clients"`
+	Protocol string `json:"protocol"`
+	// PgbenchCreate and PgbenchSelect are shared by the protocols of one
+	// client count: they were measured once.
+	PgbenchCreate result `json:"pgbench_create_order"`
+	PgbenchSelect result `json:"pgbench_stocks_select"`
+	CreateOrder   result `json:"create_order"`
+	Stocks        result `json:"stocks"`
+	Noop          result `json:"noop"`
+	// Outbox is measured in the create-order run.
+	Outbox outboxResult `json:"outbox"`
+	// LOMSMaxRSSMiB is the largest resident set seen during create-order.
+	LOMSMaxRSSMiB float64 `json:"loms_max_rss_mib"`
+}
+
+type result struct {
+	RPS    float64 `json:"rps"`
+	P99    float64 `json:"p99_ms"`
+	Errors int64   `json:"errors"`
+}
+
+type outboxResult struct {
+	// MaxOldestUnsentSeconds is the largest age of the oldest unsent event
+	// seen during the run, sampled every 100 ms.
+	MaxOldestUnsentSeconds float64 `json:"max_oldest_unsent_seconds"`
+	// DrainedSeconds is the time from the end of the run until every event
+	// of the run was in Kafka.
+	DrainedSeconds float64 `json:"drained_seconds"`
+	// Events counts the run's events found in Kafka, EventsWanted those
+	// its orders made (two each).
+	Events       int64 `json:"events"`
+	EventsWanted int64 `json:"events_wanted"`
+}
+
+func (e *env) measure(ctx context.Context, clients int) ([]row, error) {
+	create, err := e.runPgbench(ctx, "create_order", clients)
+	if err != nil {
+		return nil, err
+	}
+	sel, err := e.runPgbench(ctx, "stocks", clients)
+	if err != nil {
+		return nil, err
+	}
+	var rows []row
+	for _, p := range e.cfg.protocols {
+		r := row{Clients: clients, Protocol: p, PgbenchCreate: create, PgbenchSelect: sel}
+		if r.CreateOrder, r.Outbox, r.LOMSMaxRSSMiB, err = e.createOrder(ctx, p, clients); err != nil {
+			return nil, err
+		}
+		if r.Stocks, err = e.load(ctx, p, "stocks", clients, nil); err != nil {
+			return nil, err
+		}
+		if r.Noop, err = e.load(ctx, p, "noop", clients, nil); err != nil {
+			return nil, err
+		}
+		log.Printf("%d clients, %s: CreateOrder %.0f/s (pgbench %.0f), Stocks %.0f/s (pgbench %.0f), noop %.0f/s",
+			clients, p, r.CreateOrder.RPS, create.RPS, r.Stocks.RPS, sel.RPS, r.Noop.RPS)
+		rows = append(rows, r)
+	}
+	return rows, nil
+}
+
+var tpsLine = regexp.MustCompile(`tps = ([0-9.]+) \(without initial connection time\)`)
+
+// runPgbench runs bench/pgbench/<script>.sql, after a warm-up, and reads
+// its rate and its p99 from the per-transaction log.
+func (e *env) runPgbench(ctx context.Context, script string, clients int) (result, error) {
+	file := filepath.Join("bench", "pgbench", script+".sql")
+	args := func(d time.Duration) []string {
+		return []string{"-n", "-M", "prepared", "-c", strconv.Itoa(clients), "-j", "2",
+			"-T", strconv.Itoa(max(1, int(d.Seconds()))), "-f", file, "-D", "nskus=" + strconv.Itoa(e.cfg.skus)}
+	}
+	if e.cfg.warmup > 0 {
+		if out, err := command(ctx, e.pgbench, append(args(e.cfg.warmup), e.dbURL)...).Output(); err != nil {
+			return result{}, fmt.Errorf("pgbench %s warm-up: %w\n%s", script, err, out)
+		}
+	}
+	logDir := filepath.Join(e.cfg.out, fmt.Sprintf("pgbench-%s-%d", script, clients))
+	if err := os.RemoveAll(logDir); err != nil {
+		return result{}, err
+	}
+	if err := os.MkdirAll(logDir, 0o755); err != nil {
+		return result{}, err
+	}
+	cmd := command(ctx, e.pgbench, append(args(e.cfg.duration), "-l", "--log-prefix="+filepath.Join(logDir, "tx"), e.dbURL)...)
+	out, err := cmd.Output()
+	if err != nil {
+		return result{}, fmt.Errorf("pgbench %s: %w\n%s", script, err, out)
+	}
+	m := tpsLine.FindSubmatch(out)
+	if m == nil {
+		return result{}, fmt.Errorf("pgbench %s: no tps in its output:\n%s", script, out)
+	}
+	tps, _ := strconv.ParseFloat(string(m[1]), 64)
+	p99, err := pgbenchP99(logDir)
+	if err != nil {
+		return result{}, err
+	}
+	log.Printf("pgbench %s, %d clients: %.0f tps, p99 %.2f ms", script, clients, tps, p99)
+	return result{RPS: tps, P99: p99}, nil
+}
+
+// pgbenchP99 reads pgbench's per-transaction logs ("client tx latency_us
+// script epoch epoch_us" per line).
+func pgbenchP99(dir string) (float64, error) {
+	files, err := filepath.Glob(filepath.Join(dir, "tx*"))
+	if err != nil || len(files) == 0 {
+		return 0, fmt.Errorf("no pgbench log in %s", dir)
+	}
+	h := hdrhistogram.New(1, int64(10*time.Minute/time.Microsecond), 3)
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return 0, err
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			fields := strings.Fields(line)
+			if len(fields) < 3 {
+				continue
+			}
+			us, err := strconv.ParseInt(fields[2], 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("pgbench log %s: %q", f, line)
+			}
+			_ = h.RecordValue(us)
+		}
+	}
+	return float64(h.ValueAtQuantile(99)) / 1000, nil
+}
+
+// load runs `minizon bench` against LOMS; extra are more flags.
+func (e *env) load(ctx context.Context, protocol, scenario string, clients int, extra []string) (result, error) {
+	args := append([]string{"bench", "-addr", e.lomsAddr, "-protocol", protocol, "-scenario", scenario,
+		"-c", strconv.Itoa(clients), "-d", e.cfg.duration.String(), "-warmup", e.cfg.warmup.String(),
+		"-skus", fmt.Sprintf("1-%d", e.cfg.skus), "-json"}, extra...)
+	cmd := command(ctx, e.cfg.minizon, args...)
+	cmd.Stderr = io.Discard // the progress lines
+	out, err := cmd.Output()
+	if err != nil {
+		return result{}, fmt.Errorf("minizon %s: %w\n%s", strings.Join(args, " "), err, out)
+	}
+	var sum loadgen.Summary
+	if err := json.Unmarshal(out, &sum); err != nil {
+		return result{}, fmt.Errorf("minizon bench output: %w", err)
+	}
+	primary := sum.RPC(sum.Primary)
+	return result{RPS: sum.RPS, P99: primary.Latency.P99, Errors: sum.Errors()}, nil
+}
+
+// createOrder runs create-order (orders left awaiting payment, like the
+// pgbench script) while sampling the outbox's oldest unsent event and LOMS's
+// memory, then waits for every event of the run to reach Kafka.
+func (e *env) createOrder(ctx context.Context, protocol string, clients int) (result, outboxResult, float64, error) {
+	var ob outboxResult
+	before, err := e.kafkaRecords(ctx)
+	if err != nil {
+		return result{}, ob, 0, err
+	}
+	var ordersBefore int64
+	if err := e.pool.QueryRow(ctx, "SELECT count(*) FROM orders").Scan(&ordersBefore); err != nil {
+		return result{}, ob, 0, err
+	}
+	sctx, stop := context.WithCancel(ctx)
+	samples := make(chan [2]float64, 1)
+	go func() {
+		var oldest, rss float64
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-sctx.Done():
+				samples <- [2]float64{oldest, rss}
+				return
+			case <-t.C:
+			}
+			var age float64
+			if err := e.pool.QueryRow(sctx, `SELECT COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0)::float8
+				FROM outbox WHERE sent_at IS NULL`).Scan(&age); err == nil {
+				oldest = max(oldest, age)
+			}
+			if r, err := e.rss("VmRSS"); err == nil {
+				rss = max(rss, r)
+			}
+		}
+	}()
+	res, err := e.load(ctx, protocol, "create-order", clients, []string{"-settle", loadgen.SettleNone})
+	end := time.Now()
+	stop()
+	s := <-samples
+	if err != nil {
+		return result{}, ob, 0, err
+	}
+	ob.MaxOldestUnsentSeconds = s[0]
+	var orders int64
+	if err := e.pool.QueryRow(ctx, "SELECT count(*) FROM orders").Scan(&orders); err != nil {
+		return result{}, ob, 0, err
+	}
+	// Every order, warm-up included, made two events: created, then
+	// awaiting payment (or failed).
+	ob.EventsWanted = 2 * (orders - ordersBefore)
+	for {
+		n, err := e.kafkaRecords(ctx)
+		if err != nil {
+			return result{}, ob, 0, err
+		}
+		ob.Events = n - before
+		if ob.Events >= ob.EventsWanted {
+			ob.DrainedSeconds = time.Since(end).Seconds()
+			break
+		}
+		if time.Since(end) > time.Minute {
+			return result{}, ob, 0, fmt.Errorf("only %d of %d events reached Kafka a minute after the run", ob.Events, ob.EventsWanted)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return res, ob, s[1], nil
+}
+
+// kafkaRecords counts the records in the order-events topic.
+func (e *env) kafkaRecords(ctx context.Context) (int64, error) {
+	offsets, err := e.kafka.ListEndOffsets(ctx, outbox.Topic)
+	if err != nil {
+		return 0, fmt.Errorf("kafka end offsets: %w", err)
+	}
+	var n int64
+	offsets.Each(func(o kadm.ListedOffset) {
+		if o.Err == nil {
+			n += o.Offset
+		}
+	})
+	return n, nil
+}
+
+// rss reads a memory figure of LOMS's process in MiB (VmRSS now, VmHWM the
+// peak since it started).
+func (e *env) rss(field string) (float64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", e.loms.Process.Pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+			return kb / 1024, err
+		}
+	}
+	return 0, fmt.Errorf("no %s in /proc status", field)
+}
+
+func (e *env) peakRSS() (float64, error) { return e.rss("VmHWM") }
+
+// profiles takes a CPU profile of LOMS under 16-client gRPC create-order
+// and stocks load into the output directory.
+func (e *env) profiles(ctx context.Context) error {
+	for _, scenario := range []string{"create-order", "stocks"} {
+		file := filepath.Join(e.cfg.out, "cpu-"+scenario+".pprof")
+		errc := make(chan error, 1)
+		go func() {
+			// Start after the warm-up, end before the run does.
+			time.Sleep(e.cfg.warmup)
+			secs := max(1, int(e.cfg.duration.Seconds())-1)
+			errc <- download(ctx, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", e.debug, secs), file)
+		}()
+		if _, err := e.load(ctx, "grpc", scenario, 16, []string{"-settle", loadgen.SettleNone}); err != nil {
+			return err
+		}
+		if err := <-errc; err != nil {
+			return err
+		}
+		fmt.Printf("CPU profile of LOMS under %s: go tool pprof -top %s\n", scenario, file)
+	}
+	return nil
+}
+
+func download(ctx context.Context, url, file string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("profile: %w", err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return fmt.Errorf("profile: %s", res.Status)
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, res.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
