@@ -198,17 +198,18 @@ func ValidateItems(items []Item) ([]Item, error) {
 	totals := make(map[uint32]uint32, len(items))
 	merged := make([]Item, 0, len(items))
 	for i, it := range items {
-		if err := validate.SKU(fmt.Sprintf("items[%d].sku", i), it.SKU); err != nil {
-			return nil, err
+		// Field paths are built only for an error: every CreateOrder checks
+		// every item.
+		if err := validate.SKU("sku", it.SKU); err != nil {
+			return nil, atItem(i, err)
 		}
-		field := fmt.Sprintf("items[%d].count", i)
-		if err := validate.Count(field, it.Count); err != nil {
-			return nil, err
+		if err := validate.Count("count", it.Count); err != nil {
+			return nil, atItem(i, err)
 		}
 		total, seen := totals[it.SKU]
 		if total+it.Count > validate.MaxCount {
-			return nil, validate.Errorf(field, "sku %d totals %d units over all items; at most %d",
-				it.SKU, total+it.Count, validate.MaxCount)
+			return nil, atItem(i, validate.Errorf("count", "sku %d totals %d units over all items; at most %d",
+				it.SKU, total+it.Count, validate.MaxCount))
 		}
 		totals[it.SKU] = total + it.Count
 		if !seen {
@@ -220,6 +221,16 @@ func ValidateItems(items []Item) ([]Item, error) {
 	}
 	slices.SortFunc(merged, func(a, b Item) int { return cmp.Compare(a.SKU, b.SKU) })
 	return merged, nil
+}
+
+// atItem puts a field error of one item under its path in the request
+// ("count" of item 2 becomes "items[2].count").
+func atItem(i int, err error) error {
+	var ve *validate.Error
+	if !errors.As(err, &ve) {
+		return err
+	}
+	return &validate.Error{Field: fmt.Sprintf("items[%d].%s", i, ve.Field), Reason: ve.Reason}
 }
 
 // ValidateIdempotencyKey checks the optional CreateOrder key.

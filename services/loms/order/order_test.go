@@ -2,6 +2,8 @@ package order_test
 
 import (
 	"errors"
+	"math/rand/v2"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -134,6 +136,13 @@ func TestPlanPrefersFewestWarehouses(t *testing.T) {
 			[]order.Stock{{SKU: 9, Warehouse: 1, Total: 3}}, nil, false},
 		{"exact", []order.Item{{SKU: 9, Count: 3}},
 			[]order.Stock{{SKU: 9, Warehouse: 1, Total: 3}}, []order.Reservation{{9, 1, 3}}, true},
+		{"several skus, rows and items in any order", []order.Item{{SKU: 20, Count: 5}, {SKU: 9, Count: 2}},
+			[]order.Stock{{SKU: 20, Warehouse: 2, Total: 4}, {SKU: 9, Warehouse: 3, Total: 1}, {SKU: 20, Warehouse: 1, Total: 2},
+				{SKU: 9, Warehouse: 1, Total: 7, Reserved: 6}, {SKU: 30, Warehouse: 1, Total: 9}},
+			[]order.Reservation{{20, 2, 4}, {20, 1, 1}, {9, 1, 1}, {9, 3, 1}}, true},
+		{"one sku short among several", []order.Item{{SKU: 9, Count: 1}, {SKU: 20, Count: 7}},
+			[]order.Stock{{SKU: 9, Warehouse: 1, Total: 5}, {SKU: 20, Warehouse: 1, Total: 3}, {SKU: 20, Warehouse: 2, Total: 3}},
+			nil, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -143,6 +152,66 @@ func TestPlanPrefersFewestWarehouses(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestPlanMatchesReference checks Plan against a plain restatement of its
+// rule (per sku, most available first, ties to the lower warehouse) on
+// random orders over random stock rows.
+func TestPlanMatchesReference(t *testing.T) {
+	t.Parallel()
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 2000 {
+		var stocks []order.Stock
+		for sku := uint32(1); sku <= 6; sku++ {
+			for wh := int64(1); wh <= 4; wh++ {
+				if r.IntN(3) > 0 {
+					total := uint64(r.IntN(6))
+					stocks = append(stocks, order.Stock{SKU: sku, Warehouse: wh, Total: total, Reserved: uint64(r.IntN(int(total) + 1))})
+				}
+			}
+		}
+		r.Shuffle(len(stocks), func(i, j int) { stocks[i], stocks[j] = stocks[j], stocks[i] })
+		var items []order.Item
+		for _, sku := range r.Perm(6)[:1+r.IntN(6)] {
+			items = append(items, order.Item{SKU: uint32(sku + 1), Count: uint32(1 + r.IntN(8))})
+		}
+		got, ok := order.Plan(items, stocks)
+		want, wantOK := referencePlan(items, stocks)
+		if ok != wantOK || !equalPlans(got, want) {
+			t.Fatalf("items %v stocks %v: got %v %v, want %v %v", items, stocks, got, ok, want, wantOK)
+		}
+	}
+}
+
+func referencePlan(items []order.Item, stocks []order.Stock) ([]order.Reservation, bool) {
+	var plan []order.Reservation
+	for _, it := range items {
+		var rows []order.Stock
+		for _, s := range stocks {
+			if s.SKU == it.SKU && s.Available() > 0 {
+				rows = append(rows, s)
+			}
+		}
+		sort.Slice(rows, func(i, j int) bool {
+			if rows[i].Available() != rows[j].Available() {
+				return rows[i].Available() > rows[j].Available()
+			}
+			return rows[i].Warehouse < rows[j].Warehouse
+		})
+		need := uint64(it.Count)
+		for _, s := range rows {
+			if need == 0 {
+				break
+			}
+			take := min(need, s.Available())
+			plan = append(plan, order.Reservation{SKU: it.SKU, Warehouse: s.Warehouse, Count: take})
+			need -= take
+		}
+		if need > 0 {
+			return nil, false
+		}
+	}
+	return plan, true
 }
 
 func TestValidateItems(t *testing.T) {

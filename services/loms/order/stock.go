@@ -33,24 +33,32 @@ type Reservation struct {
 // as few warehouses as it can; ties go to the lower warehouse id. It reports
 // false when any sku is short. items must be merged (one per sku); stocks
 // may be in any order.
+//
+// It runs while the order's stock rows are locked, so it sorts one copy of
+// the rows instead of building a map of slices.
 func Plan(items []Item, stocks []Stock) ([]Reservation, bool) {
-	bySKU := make(map[uint32][]Stock, len(items))
+	candidates := make([]Stock, 0, len(stocks))
 	for _, s := range stocks {
 		if s.Available() > 0 {
-			bySKU[s.SKU] = append(bySKU[s.SKU], s)
+			candidates = append(candidates, s)
 		}
 	}
-	var plan []Reservation
+	slices.SortFunc(candidates, func(a, b Stock) int {
+		if c := cmp.Compare(a.SKU, b.SKU); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(b.Available(), a.Available()); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Warehouse, b.Warehouse)
+	})
+	plan := make([]Reservation, 0, len(items))
 	for _, it := range items {
-		candidates := bySKU[it.SKU]
-		sortByAvailableDesc(candidates)
+		i, _ := slices.BinarySearchFunc(candidates, it.SKU, func(s Stock, sku uint32) int { return cmp.Compare(s.SKU, sku) })
 		need := uint64(it.Count)
-		for _, s := range candidates {
-			if need == 0 {
-				break
-			}
-			take := min(need, s.Available())
-			plan = append(plan, Reservation{SKU: it.SKU, Warehouse: s.Warehouse, Count: take})
+		for ; i < len(candidates) && candidates[i].SKU == it.SKU && need > 0; i++ {
+			take := min(need, candidates[i].Available())
+			plan = append(plan, Reservation{SKU: it.SKU, Warehouse: candidates[i].Warehouse, Count: take})
 			need -= take
 		}
 		if need > 0 {
@@ -58,15 +66,6 @@ func Plan(items []Item, stocks []Stock) ([]Reservation, bool) {
 		}
 	}
 	return plan, true
-}
-
-func sortByAvailableDesc(s []Stock) {
-	slices.SortFunc(s, func(a, b Stock) int {
-		if c := cmp.Compare(b.Available(), a.Available()); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.Warehouse, b.Warehouse)
-	})
 }
 
 // Availability is what can be bought of a sku in one warehouse.
