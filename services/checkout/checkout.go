@@ -40,7 +40,7 @@ type Config struct {
 const (
 	DefaultLOMSTimeout        = 5 * time.Second
 	DefaultProductTimeout     = 2 * time.Second
-	DefaultProductConcurrency = 8
+	DefaultProductConcurrency = 64
 	DefaultProductCacheTTL    = 10 * time.Second
 	DefaultProductCacheSize   = 100_000
 )
