@@ -109,6 +109,12 @@ func (t *Telemetry) WithTracing(tp trace.TracerProvider) *Telemetry {
 	return &c
 }
 
+// exporting reports whether spans go anywhere.
+func (t *Telemetry) exporting() bool {
+	_, none := t.Tracing.(noop.TracerProvider)
+	return !none
+}
+
 // Shutdown exports the spans still buffered.
 func (t *Telemetry) Shutdown(ctx context.Context) error {
 	if t.shutdown == nil {
