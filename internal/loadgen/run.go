@@ -127,12 +127,15 @@ type runner struct {
 }
 
 func (r *runner) work(ctx context.Context, it Iteration) {
+	// measured is whether the current iteration began in the measured
+	// window: one begun in the warm-up is not counted, to its end.
+	measured := false
 	call := func(rpc string, fn func(context.Context) error) error {
 		begin := time.Now()
 		err := fn(ctx)
 		d := time.Since(begin)
 		// A call cut off by the end of the run is not the server's doing.
-		if ctx.Err() != nil || !r.measuring.Load() {
+		if ctx.Err() != nil || !measured {
 			return err
 		}
 		r.rpc(rpc).record(d, err)
@@ -143,7 +146,8 @@ func (r *runner) work(ctx context.Context, it Iteration) {
 		return err
 	}
 	for ctx.Err() == nil {
-		if r.measuring.Load() && r.opts.Requests > 0 && r.started.Add(1) > r.opts.Requests {
+		measured = r.measuring.Load()
+		if measured && r.opts.Requests > 0 && r.started.Add(1) > r.opts.Requests {
 			return
 		}
 		_ = it(ctx, call)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"connectrpc.com/grpchealth"
@@ -54,6 +55,9 @@ var Scenarios = []struct{ Name, About string }{
 
 // NewScenario returns the named scenario against t.
 func NewScenario(name string, t Target, cfg ScenarioConfig) (Scenario, error) {
+	// Items are distinct skus: a list that repeats one must not make
+	// repeated items, or a wait for distinct skus that never come.
+	t.SKUs = slices.Compact(slices.Sorted(slices.Values(t.SKUs)))
 	if len(t.SKUs) == 0 {
 		return Scenario{}, errors.New("no skus to pick from")
 	}
@@ -63,7 +67,7 @@ func NewScenario(name string, t Target, cfg ScenarioConfig) (Scenario, error) {
 			n = def
 		}
 		if n < 1 || n > len(t.SKUs) {
-			return 0, fmt.Errorf("items must be between 1 and the %d skus given, got %d", len(t.SKUs), n)
+			return 0, fmt.Errorf("items must be between 1 and the %d distinct skus given, got %d", len(t.SKUs), n)
 		}
 		return n, nil
 	}
