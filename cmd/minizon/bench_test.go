@@ -207,7 +207,7 @@ func TestBenchRefusesBadFlags(t *testing.T) {
 		{"sku zero", []string{"-skus", "0"}, "-skus"},
 		{"unknown settle mode", []string{"-scenario", "create-order", "-settle", "later"}, `unknown settle mode "later"`},
 		{"more items than skus", []string{"-scenario", "list-cart", "-skus", "1-3", "-items", "4"},
-			"items must be between 1 and the 3 skus"},
+			"items must be between 1 and the 3 distinct skus"},
 		{"no workers", []string{"-c", "0"}, "concurrency"},
 		{"negative count", []string{"-n", "-1"}, "negative"},
 		{"no timeout", []string{"-timeout", "0"}, "timeout"},
