@@ -7,6 +7,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -21,6 +22,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -43,7 +45,7 @@ type config struct {
 	duration, warmup time.Duration
 	clients          []int
 	protocols        []string
-	skus             int
+	skus, rounds     int
 	profile          bool
 }
 
@@ -53,8 +55,9 @@ func main() {
 	flag.StringVar(&cfg.minizon, "minizon", "", "minizon binary that drives the load (default: build ./cmd/minizon)")
 	flag.StringVar(&cfg.lomsBin, "loms-bin", "", "minizon binary whose LOMS is measured (default -minizon), to measure an older build in the same way")
 	flag.StringVar(&cfg.out, "out", "bench/out", "directory for the results, logs, pgbench logs and profiles")
-	flag.DurationVar(&cfg.duration, "d", 10*time.Second, "measured duration of each run")
-	flag.DurationVar(&cfg.warmup, "warmup", 2*time.Second, "unmeasured warm-up before each run")
+	flag.DurationVar(&cfg.duration, "d", 5*time.Second, "measured duration of each run")
+	flag.DurationVar(&cfg.warmup, "warmup", time.Second, "unmeasured warm-up before each run")
+	flag.IntVar(&cfg.rounds, "rounds", 3, "rounds of every measurement; the medians are reported")
 	flag.StringVar(&clients, "clients", "16,64", "client counts to measure at")
 	flag.StringVar(&protocols, "protocols", "grpc,connect,grpc-web", "protocols to measure")
 	flag.IntVar(&cfg.skus, "skus", 10000, "skus in stock (two warehouses each)")
@@ -68,6 +71,9 @@ func main() {
 		cfg.clients = append(cfg.clients, n)
 	}
 	cfg.protocols = strings.Split(protocols, ",")
+	if cfg.rounds < 1 {
+		log.Fatal("bench: -rounds must be at least 1")
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, cfg); err != nil {
@@ -111,11 +117,19 @@ func run(ctx context.Context, cfg config) error {
 		return err
 	}
 
-	// Durable: fsync and synchronous_commit stay on, as in production.
-	if err := os.RemoveAll(filepath.Join(out, "pg")); err != nil {
+	// Durable: fsync and synchronous_commit stay on, as in production. The
+	// cluster lives in a fresh folder of the system's temporary directory,
+	// which the postgres user can reach even when the checkout is in root's
+	// private home.
+	pgDir, err := os.MkdirTemp("", "minizon-bench-pg-")
+	if err != nil {
 		return err
 	}
-	cluster, err := pgcluster.Start(ctx, pgcluster.Options{Dir: filepath.Join(out, "pg")})
+	defer os.RemoveAll(pgDir)
+	if err := os.Chmod(pgDir, 0o755); err != nil {
+		return err
+	}
+	cluster, err := pgcluster.Start(ctx, pgcluster.Options{Dir: pgDir})
 	if err != nil {
 		return err
 	}
@@ -287,13 +301,23 @@ type row struct {
 	Outbox outboxResult `json:"outbox"`
 	// LOMSMaxRSSMiB is the largest resident set seen during create-order.
 	LOMSMaxRSSMiB float64 `json:"loms_max_rss_mib"`
+	Ratios        ratios  `json:"ratios"`
+	// Rounds are the rounds a summary row was made of.
+	Rounds []row `json:"rounds,omitempty"`
 }
 
 type result struct {
 	RPS    float64 `json:"rps"`
 	P99    float64 `json:"p99_ms"`
 	Errors int64   `json:"errors"`
+	// CPU is what each part used during the run; Requests is how many
+	// requests (or transactions) it was spent on, warm-up included.
+	CPU      cpuShare `json:"cpu"`
+	Requests float64  `json:"requests"`
 }
+
+// cpuPerRequest is CPU per request in microseconds, by part.
+func (r result) cpuPerRequest() string { return r.CPU.perRequest(r.Requests) }
 
 type outboxResult struct {
 	// MaxOldestUnsentSeconds is the largest age of the oldest unsent event
@@ -308,32 +332,102 @@ type outboxResult struct {
 	EventsWanted int64 `json:"events_wanted"`
 }
 
+// measure runs every measurement at one client count, -rounds times over:
+// the machine's speed drifts (shared cores, CPU steal), so each round's
+// service figures are paired with that round's pgbench figures, and the
+// medians are reported.
 func (e *env) measure(ctx context.Context, clients int) ([]row, error) {
-	create, err := e.runPgbench(ctx, "create_order", clients)
-	if err != nil {
-		return nil, err
-	}
-	sel, err := e.runPgbench(ctx, "stocks", clients)
-	if err != nil {
-		return nil, err
+	perProtocol := map[string][]row{}
+	for round := 1; round <= e.cfg.rounds; round++ {
+		create, err := e.runPgbench(ctx, "create_order", clients)
+		if err != nil {
+			return nil, err
+		}
+		sel, err := e.runPgbench(ctx, "stocks", clients)
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range e.cfg.protocols {
+			r := row{Clients: clients, Protocol: p, PgbenchCreate: create, PgbenchSelect: sel}
+			if r.CreateOrder, r.Outbox, r.LOMSMaxRSSMiB, err = e.createOrder(ctx, p, clients); err != nil {
+				return nil, err
+			}
+			if r.Stocks, err = e.load(ctx, p, "stocks", clients, nil); err != nil {
+				return nil, err
+			}
+			if r.Noop, err = e.load(ctx, p, "noop", clients, nil); err != nil {
+				return nil, err
+			}
+			r.Ratios = ratios{
+				CreateOrderVsPgbench: ratio(r.CreateOrder.RPS, create.RPS),
+				StocksVsNoop:         ratio(r.Stocks.RPS, r.Noop.RPS),
+				StocksVsSelect:       ratio(r.Stocks.RPS, sel.RPS),
+			}
+			log.Printf("round %d, %d clients, %s: CreateOrder %.0f/s (pgbench %.0f), Stocks %.0f/s (pgbench %.0f), noop %.0f/s",
+				round, clients, p, r.CreateOrder.RPS, create.RPS, r.Stocks.RPS, sel.RPS, r.Noop.RPS)
+			perProtocol[p] = append(perProtocol[p], r)
+		}
 	}
 	var rows []row
 	for _, p := range e.cfg.protocols {
-		r := row{Clients: clients, Protocol: p, PgbenchCreate: create, PgbenchSelect: sel}
-		if r.CreateOrder, r.Outbox, r.LOMSMaxRSSMiB, err = e.createOrder(ctx, p, clients); err != nil {
-			return nil, err
-		}
-		if r.Stocks, err = e.load(ctx, p, "stocks", clients, nil); err != nil {
-			return nil, err
-		}
-		if r.Noop, err = e.load(ctx, p, "noop", clients, nil); err != nil {
-			return nil, err
-		}
-		log.Printf("%d clients, %s: CreateOrder %.0f/s (pgbench %.0f), Stocks %.0f/s (pgbench %.0f), noop %.0f/s",
-			clients, p, r.CreateOrder.RPS, create.RPS, r.Stocks.RPS, sel.RPS, r.Noop.RPS)
-		rows = append(rows, r)
+		rows = append(rows, medianRow(perProtocol[p]))
 	}
 	return rows, nil
+}
+
+// ratios are the service's figures over their yardsticks, in one round.
+type ratios struct {
+	CreateOrderVsPgbench float64 `json:"create_order_vs_pgbench"`
+	StocksVsNoop         float64 `json:"stocks_vs_noop"`
+	StocksVsSelect       float64 `json:"stocks_vs_pgbench_select"`
+}
+
+// medianRow summarizes rounds: the median ratios; for each measurement the
+// round with the median rate (its p99 and CPU with it) and the errors of
+// all; the outbox's and memory's worst.
+func medianRow(rounds []row) row {
+	pick := func(get func(row) result) result {
+		rs := make([]result, len(rounds))
+		var errs int64
+		for i, r := range rounds {
+			rs[i] = get(r)
+			errs += rs[i].Errors
+		}
+		slices.SortFunc(rs, func(a, b result) int { return cmp.Compare(a.RPS, b.RPS) })
+		m := rs[len(rs)/2]
+		m.Errors = errs
+		return m
+	}
+	median := func(get func(row) float64) float64 {
+		v := make([]float64, len(rounds))
+		for i, r := range rounds {
+			v[i] = get(r)
+		}
+		slices.Sort(v)
+		return v[len(v)/2]
+	}
+	m := row{
+		Clients: rounds[0].Clients, Protocol: rounds[0].Protocol,
+		PgbenchCreate: pick(func(r row) result { return r.PgbenchCreate }),
+		PgbenchSelect: pick(func(r row) result { return r.PgbenchSelect }),
+		CreateOrder:   pick(func(r row) result { return r.CreateOrder }),
+		Stocks:        pick(func(r row) result { return r.Stocks }),
+		Noop:          pick(func(r row) result { return r.Noop }),
+		Ratios: ratios{
+			CreateOrderVsPgbench: median(func(r row) float64 { return r.Ratios.CreateOrderVsPgbench }),
+			StocksVsNoop:         median(func(r row) float64 { return r.Ratios.StocksVsNoop }),
+			StocksVsSelect:       median(func(r row) float64 { return r.Ratios.StocksVsSelect }),
+		},
+		Rounds: rounds,
+	}
+	for _, r := range rounds {
+		m.Outbox.MaxOldestUnsentSeconds = max(m.Outbox.MaxOldestUnsentSeconds, r.Outbox.MaxOldestUnsentSeconds)
+		m.Outbox.DrainedSeconds = max(m.Outbox.DrainedSeconds, r.Outbox.DrainedSeconds)
+		m.Outbox.Events += r.Outbox.Events
+		m.Outbox.EventsWanted += r.Outbox.EventsWanted
+		m.LOMSMaxRSSMiB = max(m.LOMSMaxRSSMiB, r.LOMSMaxRSSMiB)
+	}
+	return m
 }
 
 var tpsLine = regexp.MustCompile(`tps = ([0-9.]+) \(without initial connection time\)`)
@@ -359,10 +453,12 @@ func (e *env) runPgbench(ctx context.Context, script string, clients int) (resul
 		return result{}, err
 	}
 	cmd := command(ctx, e.pgbench, append(args(e.cfg.duration), "-l", "--log-prefix="+filepath.Join(logDir, "tx"), e.dbURL)...)
+	before := e.cpuNow()
 	out, err := cmd.Output()
 	if err != nil {
 		return result{}, fmt.Errorf("pgbench %s: %w\n%s", script, err, out)
 	}
+	cpu := since(before, e.cpuNow(), cmd.ProcessState.UserTime()+cmd.ProcessState.SystemTime())
 	m := tpsLine.FindSubmatch(out)
 	if m == nil {
 		return result{}, fmt.Errorf("pgbench %s: no tps in its output:\n%s", script, out)
@@ -372,8 +468,11 @@ func (e *env) runPgbench(ctx context.Context, script string, clients int) (resul
 	if err != nil {
 		return result{}, err
 	}
+	if !strings.Contains(string(out), "number of failed transactions: 0 ") {
+		return result{}, fmt.Errorf("pgbench %s: transactions failed:\n%s", script, out)
+	}
 	log.Printf("pgbench %s, %d clients: %.0f tps, p99 %.2f ms", script, clients, tps, p99)
-	return result{RPS: tps, P99: p99}, nil
+	return result{RPS: tps, P99: p99, CPU: cpu, Requests: tps * e.cfg.duration.Seconds()}, nil
 }
 
 // pgbenchP99 reads pgbench's per-transaction logs ("client tx latency_us
@@ -411,16 +510,21 @@ func (e *env) load(ctx context.Context, protocol, scenario string, clients int, 
 		"-skus", fmt.Sprintf("1-%d", e.cfg.skus), "-json"}, extra...)
 	cmd := command(ctx, e.cfg.minizon, args...)
 	cmd.Stderr = io.Discard // the progress lines
+	before := e.cpuNow()
 	out, err := cmd.Output()
 	if err != nil {
 		return result{}, fmt.Errorf("minizon %s: %w\n%s", strings.Join(args, " "), err, out)
 	}
+	cpu := since(before, e.cpuNow(), cmd.ProcessState.UserTime()+cmd.ProcessState.SystemTime())
 	var sum loadgen.Summary
 	if err := json.Unmarshal(out, &sum); err != nil {
 		return result{}, fmt.Errorf("minizon bench output: %w", err)
 	}
 	primary := sum.RPC(sum.Primary)
-	return result{RPS: sum.RPS, P99: primary.Latency.P99, Errors: sum.Errors()}, nil
+	// The warm-up ran at about the measured rate; its CPU is in the
+	// process's total.
+	requests := sum.RPS * (e.cfg.warmup + e.cfg.duration).Seconds()
+	return result{RPS: sum.RPS, P99: primary.Latency.P99, Errors: sum.Errors(), CPU: cpu, Requests: requests}, nil
 }
 
 // createOrder runs create-order (orders left awaiting payment, like the
@@ -467,14 +571,15 @@ func (e *env) createOrder(ctx context.Context, protocol string, clients int) (re
 		return result{}, ob, 0, err
 	}
 	ob.MaxOldestUnsentSeconds = s[0]
-	var orders int64
-	if err := e.pool.QueryRow(ctx, "SELECT count(*) FROM orders").Scan(&orders); err != nil {
-		return result{}, ob, 0, err
-	}
-	// Every order, warm-up included, made two events: created, then
-	// awaiting payment (or failed).
-	ob.EventsWanted = 2 * (orders - ordersBefore)
 	for {
+		// Every order, warm-up included, made two events: created, then
+		// awaiting payment (or failed). Orders are counted again each time:
+		// a call the load generator gave up on at the end may still commit.
+		var orders int64
+		if err := e.pool.QueryRow(ctx, "SELECT count(*) FROM orders").Scan(&orders); err != nil {
+			return result{}, ob, 0, err
+		}
+		ob.EventsWanted = 2 * (orders - ordersBefore)
 		n, err := e.kafkaRecords(ctx)
 		if err != nil {
 			return result{}, ob, 0, err
@@ -541,7 +646,9 @@ func (e *env) profiles(ctx context.Context) error {
 			return err
 		}
 		if err := <-errc; err != nil {
-			return err
+			// An older build has no MINIZON_DEBUG_ADDR.
+			log.Printf("no CPU profile of %s: %v", scenario, err)
+			continue
 		}
 		fmt.Printf("CPU profile of LOMS under %s: go tool pprof -top %s\n", scenario, file)
 	}

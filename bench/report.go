@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -16,15 +17,15 @@ type target struct {
 
 var targets = []target{
 	{"CreateOrder RPS ≥ 0.8 × pgbench tps", func(r row) (float64, float64, bool) {
-		v := ratio(r.CreateOrder.RPS, r.PgbenchCreate.RPS)
+		v := r.Ratios.CreateOrderVsPgbench
 		return v, 0.8, v >= 0.8
 	}},
 	{"Stocks RPS ≥ 0.6 × noop RPS", func(r row) (float64, float64, bool) {
-		v := ratio(r.Stocks.RPS, r.Noop.RPS)
+		v := r.Ratios.StocksVsNoop
 		return v, 0.6, v >= 0.6
 	}},
 	{"Stocks RPS ≥ 0.3 × pgbench select tps", func(r row) (float64, float64, bool) {
-		v := ratio(r.Stocks.RPS, r.PgbenchSelect.RPS)
+		v := r.Ratios.StocksVsSelect
 		return v, 0.3, v >= 0.3
 	}},
 	{"oldest unsent event < 1 s", func(r row) (float64, float64, bool) {
@@ -47,15 +48,17 @@ func renderReport(cfg config, settings string, rows []row, peakRSS float64) stri
 	host, _ := os.Hostname()
 	fmt.Fprintf(&b, "# LOMS against its yardsticks\n\n%s on %s (%d CPUs, %s). %s.\n",
 		time.Now().UTC().Format("2006-01-02 15:04 MST"), host, runtime.NumCPU(), cpuModel(), settings)
-	fmt.Fprintf(&b, "Each figure: %s measured after %s of warm-up; %d skus in 2 warehouses; LOMS binary %s.\n\n",
-		cfg.duration, cfg.warmup, cfg.skus, cfg.lomsBin)
+	fmt.Fprintf(&b, "Each run: %s measured after %s of warm-up; %d rounds of every run, each round's service figures paired with "+
+		"that round's pgbench; rates and p99 are those of the median round, ratios the median of the rounds' ratios; "+
+		"%d skus in 2 warehouses; LOMS binary %s.\n\n",
+		cfg.duration, cfg.warmup, cfg.rounds, cfg.skus, cfg.lomsBin)
 
 	b.WriteString("## Writes: CreateOrder against pgbench running the same transaction\n\n")
 	b.WriteString("| clients | protocol | pgbench tps | CreateOrder RPS | ratio | p99 ms pgbench / CreateOrder | errors | oldest unsent event, max | all events in Kafka after | events (wanted) | LOMS RSS max |\n")
 	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range rows {
 		fmt.Fprintf(&b, "| %d | %s | %.0f | %.0f | **%.2f** | %.1f / %.1f | %d | %.2f s | %.2f s | %d (%d) | %.0f MiB |\n",
-			r.Clients, r.Protocol, r.PgbenchCreate.RPS, r.CreateOrder.RPS, ratio(r.CreateOrder.RPS, r.PgbenchCreate.RPS),
+			r.Clients, r.Protocol, r.PgbenchCreate.RPS, r.CreateOrder.RPS, r.Ratios.CreateOrderVsPgbench,
 			r.PgbenchCreate.P99, r.CreateOrder.P99, r.CreateOrder.Errors, r.Outbox.MaxOldestUnsentSeconds,
 			r.Outbox.DrainedSeconds, r.Outbox.Events, r.Outbox.EventsWanted, r.LOMSMaxRSSMiB)
 	}
@@ -64,10 +67,18 @@ func renderReport(cfg config, settings string, rows []row, peakRSS float64) stri
 	b.WriteString("|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range rows {
 		fmt.Fprintf(&b, "| %d | %s | %.0f | %.0f | %.0f | **%.2f** | **%.2f** | %.2f / %.2f / %.2f | %d |\n",
-			r.Clients, r.Protocol, r.PgbenchSelect.RPS, r.Stocks.RPS, r.Noop.RPS, ratio(r.Stocks.RPS, r.Noop.RPS),
-			ratio(r.Stocks.RPS, r.PgbenchSelect.RPS), r.PgbenchSelect.P99, r.Stocks.P99, r.Noop.P99,
+			r.Clients, r.Protocol, r.PgbenchSelect.RPS, r.Stocks.RPS, r.Noop.RPS, r.Ratios.StocksVsNoop,
+			r.Ratios.StocksVsSelect, r.PgbenchSelect.P99, r.Stocks.P99, r.Noop.P99,
 			r.Stocks.Errors+r.Noop.Errors)
 	}
+	b.WriteString("\n## Where the CPU goes: microseconds per request, Postgres / LOMS / load generator / harness (Kafka)\n\n")
+	b.WriteString("| clients | protocol | pgbench create | CreateOrder | pgbench select | Stocks | noop |\n")
+	b.WriteString("|---|---|---|---|---|---|---|\n")
+	for _, r := range rows {
+		fmt.Fprintf(&b, "| %d | %s | %s | %s | %s | %s | %s |\n", r.Clients, r.Protocol, r.PgbenchCreate.cpuPerRequest(),
+			r.CreateOrder.cpuPerRequest(), r.PgbenchSelect.cpuPerRequest(), r.Stocks.cpuPerRequest(), r.Noop.cpuPerRequest())
+	}
+	b.WriteString("\nThe machine has " + strconv.Itoa(runtime.NumCPU()) + " CPUs: at N requests/s, a part using U µs per request keeps U·N/10⁶ of them busy.\n")
 	fmt.Fprintf(&b, "\nLOMS's peak resident memory over the whole run (VmHWM): %.0f MiB.\n", peakRSS)
 
 	b.WriteString("\n## Targets (16 clients, gRPC)\n\n")

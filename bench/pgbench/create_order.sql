@@ -5,6 +5,9 @@
 -- events and the commit. Three distinct skus, one unit each, reserved in
 -- warehouse 1. The events are stored as already sent: LOMS's relay, running
 -- beside pgbench, must not spend the machine publishing pgbench's rows.
+-- pgbench cannot read a result inside a pipeline, so the order's id is
+-- currval of its sequence, inside a sub-select: currval is volatile, and
+-- compared directly it would make Postgres scan the whole orders table.
 -- Run with -M prepared (pgx prepares and caches statements too) and
 -- -D nskus=N; the stock rows come from bench/main.go.
 \set third :nskus / 3
@@ -34,7 +37,7 @@ WHERE s.sku = v.sku AND s.warehouse_id = v.warehouse_id;
 INSERT INTO reservations (order_id, sku, warehouse_id, count)
 SELECT currval('orders_id_seq'), unnest(ARRAY[:sku1, :sku2, :sku3]::bigint[]), unnest(ARRAY[1, 1, 1]::bigint[]),
     unnest(ARRAY[1, 1, 1]::bigint[]);
-UPDATE orders SET status = 'awaiting_payment', updated_at = now() WHERE id = currval('orders_id_seq');
+UPDATE orders SET status = 'awaiting_payment', updated_at = now() WHERE id = (SELECT currval('orders_id_seq'));
 INSERT INTO outbox (event_id, order_id, payload, created_at, traceparent, tracestate, sent_at)
 SELECT unnest(ARRAY[gen_random_uuid(), gen_random_uuid()]), unnest(ARRAY[currval('orders_id_seq'), currval('orders_id_seq')]),
     unnest(ARRAY[convert_to(repeat('e', 72), 'UTF8'), convert_to(repeat('e', 74), 'UTF8')]), now(), NULL, NULL, now();

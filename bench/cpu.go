@@ -1,0 +1,88 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// clockTick is the unit of /proc's CPU times (USER_HZ, 100 on Linux).
+const clockTick = 10 * time.Millisecond
+
+// cpuShare is the CPU time each part of the system used during one run.
+type cpuShare struct {
+	Postgres time.Duration `json:"postgres"`
+	LOMS     time.Duration `json:"loms"`
+	// Load is the load generator (minizon bench or pgbench).
+	Load time.Duration `json:"load"`
+	// Harness is this process: mostly the in-process Kafka broker.
+	Harness time.Duration `json:"harness"`
+}
+
+// cpuSnapshot reads what Postgres, LOMS and this process have used so far.
+// Postgres is every live process named postgres plus what the postmaster
+// collected from the backends that exited (cutime, cstime).
+type cpuSnapshot struct {
+	postgres, loms, self time.Duration
+}
+
+func (e *env) cpuNow() cpuSnapshot {
+	var s cpuSnapshot
+	dirs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, d := range dirs {
+		pid, _ := strconv.Atoi(filepath.Base(d))
+		comm, own, children, ok := procCPU(d)
+		switch {
+		case !ok:
+		case pid == e.loms.Process.Pid:
+			s.loms = own
+		case pid == os.Getpid():
+			s.self = own
+		case comm == "postgres":
+			s.postgres += own + children
+		}
+	}
+	return s
+}
+
+// procCPU reads a process's name, its own CPU time and that of its
+// waited-for children from /proc/PID/stat.
+func procCPU(dir string) (comm string, own, children time.Duration, ok bool) {
+	b, err := os.ReadFile(filepath.Join(dir, "stat"))
+	if err != nil {
+		return "", 0, 0, false
+	}
+	// The name is in parentheses and may hold spaces; fields follow it.
+	s := string(b)
+	open, closing := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+	if open < 0 || closing < open {
+		return "", 0, 0, false
+	}
+	fields := strings.Fields(s[closing+1:])
+	// Fields 14-17 of stat (utime stime cutime cstime) are 11-14 here.
+	if len(fields) < 15 {
+		return "", 0, 0, false
+	}
+	tick := func(i int) time.Duration {
+		n, _ := strconv.ParseInt(fields[i], 10, 64)
+		return time.Duration(n) * clockTick
+	}
+	return s[open+1 : closing], tick(11) + tick(12), tick(13) + tick(14), true
+}
+
+// since is the CPU used from a to b, with the load generator's own time.
+func since(a, b cpuSnapshot, load time.Duration) cpuShare {
+	return cpuShare{Postgres: b.postgres - a.postgres, LOMS: b.loms - a.loms, Load: load, Harness: b.self - a.self}
+}
+
+// perRequest spells the shares as microseconds of CPU per request.
+func (c cpuShare) perRequest(requests float64) string {
+	if requests <= 0 {
+		return "-"
+	}
+	us := func(d time.Duration) float64 { return float64(d.Microseconds()) / requests }
+	return fmt.Sprintf("%.0f / %.0f / %.0f / %.0f", us(c.Postgres), us(c.LOMS), us(c.Load), us(c.Harness))
+}
