@@ -46,7 +46,9 @@ type config struct {
 	clients          []int
 	protocols        []string
 	skus, rounds     int
-	profile          bool
+	// pool is LOMS's pool_max_conns; 0 leaves LOMS's default.
+	pool    int
+	profile bool
 }
 
 func main() {
@@ -61,6 +63,7 @@ func main() {
 	flag.StringVar(&clients, "clients", "16,64", "client counts to measure at")
 	flag.StringVar(&protocols, "protocols", "grpc,connect,grpc-web", "protocols to measure")
 	flag.IntVar(&cfg.skus, "skus", 10000, "skus in stock (two warehouses each)")
+	flag.IntVar(&cfg.pool, "loms-pool", 0, "LOMS's connection pool size (pool_max_conns; default: LOMS's own)")
 	flag.BoolVar(&cfg.profile, "profile", true, "after the table, take CPU profiles of LOMS under create-order and stocks load")
 	flag.Parse()
 	for _, c := range strings.Split(clients, ",") {
@@ -237,9 +240,17 @@ func (e *env) startLOMS(ctx context.Context, brokers string) error {
 	if err != nil {
 		return err
 	}
+	lomsURL := e.dbURL
+	if e.cfg.pool > 0 {
+		sep := "?"
+		if strings.Contains(lomsURL, "?") {
+			sep = "&"
+		}
+		lomsURL += sep + "pool_max_conns=" + strconv.Itoa(e.cfg.pool)
+	}
 	cmd := exec.Command(e.cfg.lomsBin, "loms")
 	cmd.Env = append(os.Environ(),
-		"DATABASE_URL="+e.dbURL, "KAFKA_BROKERS="+brokers, "MINIZON_ADDR="+addr, "MINIZON_DEBUG_ADDR="+debug,
+		"DATABASE_URL="+lomsURL, "KAFKA_BROKERS="+brokers, "MINIZON_ADDR="+addr, "MINIZON_DEBUG_ADDR="+debug,
 		"LOMS_PAYMENT_TIMEOUT=1h", "MINIZON_SEED=false")
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
