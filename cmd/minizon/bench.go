@@ -50,6 +50,7 @@ func runBench(ctx context.Context, args []string, out, progress io.Writer) error
 	skus := fs.String("skus", "catalog", "skus to pick from: `list`: catalog (the demo catalog minizon dev seeds), a range 1-10000 or a list 1,2,3")
 	timeout := fs.Duration("timeout", 10*time.Second, "deadline of each call")
 	asJSON := fs.Bool("json", false, "print the summary as JSON")
+	failOnError := fs.Bool("fail-on-error", false, "exit 1 if any call failed (for scripts and CI)")
 	fs.Usage = func() {
 		fmt.Fprint(out, benchUsage)
 		for _, s := range loadgen.Scenarios {
@@ -122,6 +123,9 @@ func runBench(ctx context.Context, args []string, out, progress io.Writer) error
 	}
 	if primary := sum.RPC(sc.Primary); primary.OK == 0 {
 		return fmt.Errorf("bench: no %s call succeeded (%d failed)", sc.Primary, primary.Errors)
+	}
+	if n := sum.Errors(); *failOnError && n > 0 {
+		return fmt.Errorf("bench: %d calls failed", n)
 	}
 	return nil
 }

@@ -99,23 +99,24 @@ func Run(ctx context.Context, s Scenario, opts Options) (*Summary, error) {
 		r.measuring.Store(true)
 	}
 	start := time.Now()
-	r.startNanos.Store(start.UnixNano())
 	done := make(chan struct{})
 	go func() {
 		wg.Wait()
 		close(done)
 	}()
 	r.wait(runCtx, start, done)
+	// The window ends here: calls still in flight are cut off and not
+	// counted, so they must not stretch it.
+	elapsed := time.Since(start)
 	stop()
 	<-done
-	return r.summary(s, time.Since(start)), nil
+	return r.summary(s, elapsed), nil
 }
 
 type runner struct {
 	opts Options
 	// measuring is false during the warm-up.
-	measuring  atomic.Bool
-	startNanos atomic.Int64
+	measuring atomic.Bool
 	// started counts iterations begun in the measured window, to stop at
 	// opts.Requests; calls and failed count RPCs for the progress line.
 	started, calls, failed atomic.Int64

@@ -22,8 +22,8 @@ func debugHandler() http.Handler {
 	return mux
 }
 
-// serveDebug serves the profiles on addr until ctx is done. It fails only
-// if addr cannot be listened on.
+// serveDebug serves the profiles on addr until the returned stop is
+// called. It fails only if addr cannot be listened on.
 func serveDebug(addr string, log *slog.Logger) (func(), error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {

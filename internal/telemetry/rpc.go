@@ -15,8 +15,8 @@ import (
 // caller's trace (the services trust one another), and count them with
 // their latency by procedure and code. With no exporter configured there
 // are no spans to make: the caller's trace context is only carried along,
-// which costs a header lookup instead of otelconnect's span bookkeeping. Call it once per server: the metrics
-// are registered on t.Metrics.
+// which costs a header lookup instead of otelconnect's span bookkeeping.
+// Call it once per server: the metrics are registered on t.Metrics.
 func (t *Telemetry) ServerInterceptors() ([]connect.Interceptor, error) {
 	m := &rpcMetrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{

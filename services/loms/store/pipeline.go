@@ -20,7 +20,13 @@ import (
 // against a recorder, which captures the statement and its arguments and
 // makes the method fail at once, then, after the round trip, against the
 // statement's result. So a step must act on the method's results only when
-// it returned no error, as any Go code does.
+// it returned no error, as any Go code does, and must run the same query
+// both times (checked: a different one fails the step).
+//
+// A batch that ends in COMMIT commits whatever Postgres ran without error:
+// only steps that cannot fail after their statement succeeded (:exec
+// queries) belong in it. And, as with any commit, a caller that gives up
+// during that last round trip cannot know whether it committed.
 type pipeline struct {
 	batch pgx.Batch
 	reads []func(pgx.BatchResults) error
@@ -34,7 +40,9 @@ func (p *pipeline) add(step func(q *db.Queries) error) {
 		panic(fmt.Sprintf("pipeline step ran no query: %v", err))
 	}
 	p.batch.Queue(rec.sql, rec.args...)
-	p.reads = append(p.reads, func(br pgx.BatchResults) error { return step(db.New(batchResult{br})) })
+	p.reads = append(p.reads, func(br pgx.BatchResults) error {
+		return step(db.New(batchResult{br: br, sql: rec.sql}))
+	})
 }
 
 // exec queues a statement that takes no arguments, such as BEGIN or COMMIT.
@@ -87,21 +95,41 @@ func (r *recorder) Query(_ context.Context, sql string, args ...any) (pgx.Rows, 
 
 func (r *recorder) QueryRow(_ context.Context, sql string, args ...any) pgx.Row {
 	r.record(sql, args)
-	return errRow{}
+	return errRow{err: errRecorded}
 }
 
-type errRow struct{}
+type errRow struct{ err error }
 
-func (errRow) Scan(...any) error { return errRecorded }
+func (r errRow) Scan(...any) error { return r.err }
 
-// batchResult is a db.DBTX that answers each call with the next result of a
-// sent batch.
-type batchResult struct{ br pgx.BatchResults }
+// batchResult is a db.DBTX that answers a step's call with the next result
+// of a sent batch, provided the step runs the query it was recorded with.
+type batchResult struct {
+	br  pgx.BatchResults
+	sql string
+}
 
-func (b batchResult) Exec(context.Context, string, ...any) (pgconn.CommandTag, error) {
+// errStepChanged: a step ran another query than when it was recorded, so
+// the result at hand is not its own.
+var errStepChanged = errors.New("pipeline: step ran a different query than recorded")
+
+func (b batchResult) Exec(_ context.Context, sql string, _ ...any) (pgconn.CommandTag, error) {
+	if sql != b.sql {
+		return pgconn.CommandTag{}, errStepChanged
+	}
 	return b.br.Exec()
 }
 
-func (b batchResult) Query(context.Context, string, ...any) (pgx.Rows, error) { return b.br.Query() }
+func (b batchResult) Query(_ context.Context, sql string, _ ...any) (pgx.Rows, error) {
+	if sql != b.sql {
+		return nil, errStepChanged
+	}
+	return b.br.Query()
+}
 
-func (b batchResult) QueryRow(context.Context, string, ...any) pgx.Row { return b.br.QueryRow() }
+func (b batchResult) QueryRow(_ context.Context, sql string, _ ...any) pgx.Row {
+	if sql != b.sql {
+		return errRow{err: errStepChanged}
+	}
+	return b.br.QueryRow()
+}

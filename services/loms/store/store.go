@@ -62,15 +62,20 @@ func (s *Store) withConn(ctx context.Context, fn func(*pgx.Conn) error) error {
 	defer c.Release()
 	err = fn(c.Conn())
 	if !c.Conn().IsClosed() && c.Conn().PgConn().TxStatus() != 'I' {
-		// After a failure the error that matters is fn's.
-		_, _ = c.Exec(context.WithoutCancel(ctx), "ROLLBACK")
+		// After a failure the error that matters is fn's. The rollback runs
+		// even if ctx is done, but not forever.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_, _ = c.Exec(rctx, "ROLLBACK")
 	}
 	return err
 }
 
 // Create implements order.Repository in two round trips: the order's row
 // and the stock locks first, then, once reserve has planned from the locked
-// rows, everything else with the commit.
+// rows, everything else with the commit. A retry with a used idempotency key
+// takes the stock locks too, for one more round trip before it rolls back:
+// the price of not spending a round trip on every first attempt.
 func (s *Store) Create(ctx context.Context, o *order.Order, key string,
 	reserve func([]order.Stock) ([]order.Reservation, error)) (*order.Order, error) {
 	skus, counts := make([]int64, len(o.Items)), make([]int64, len(o.Items))
@@ -311,8 +316,9 @@ func (s *Store) UpdateExpired(ctx context.Context, now time.Time, max int, fn fu
 				return err
 			}
 			found = true
-			// The order is locked already; reading it again FOR UPDATE is
-			// free and keeps one code path.
+			// The order is locked already; reading it FOR UPDATE again costs
+			// a round trip but shares Update's path. The sweeper is not on
+			// any caller's path.
 			var p pipeline
 			return s.update(ctx, conn, &p, ids[0], fn)
 		})
