@@ -23,8 +23,9 @@ type cpuShare struct {
 }
 
 // cpuSnapshot reads what Postgres, LOMS and this process have used so far.
-// Postgres is every live process named postgres plus what the postmaster
-// collected from the backends that exited (cutime, cstime).
+// Postgres is the harness's cluster only: its postmaster, with what it
+// collected from the backends that exited (cutime, cstime), and its live
+// children.
 type cpuSnapshot struct {
 	postgres, loms, self time.Duration
 }
@@ -34,43 +35,46 @@ func (e *env) cpuNow() cpuSnapshot {
 	dirs, _ := filepath.Glob("/proc/[0-9]*")
 	for _, d := range dirs {
 		pid, _ := strconv.Atoi(filepath.Base(d))
-		comm, own, children, ok := procCPU(d)
+		ppid, own, children, ok := procCPU(d)
 		switch {
 		case !ok:
 		case pid == e.loms.Process.Pid:
 			s.loms = own
 		case pid == os.Getpid():
 			s.self = own
-		case comm == "postgres":
+		case pid == e.postmaster:
 			s.postgres += own + children
+		case ppid == e.postmaster:
+			s.postgres += own
 		}
 	}
 	return s
 }
 
-// procCPU reads a process's name, its own CPU time and that of its
+// procCPU reads a process's parent, its own CPU time and that of its
 // waited-for children from /proc/PID/stat.
-func procCPU(dir string) (comm string, own, children time.Duration, ok bool) {
+func procCPU(dir string) (ppid int, own, children time.Duration, ok bool) {
 	b, err := os.ReadFile(filepath.Join(dir, "stat"))
 	if err != nil {
-		return "", 0, 0, false
+		return 0, 0, 0, false
 	}
 	// The name is in parentheses and may hold spaces; fields follow it.
 	s := string(b)
 	open, closing := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
 	if open < 0 || closing < open {
-		return "", 0, 0, false
+		return 0, 0, 0, false
 	}
 	fields := strings.Fields(s[closing+1:])
 	// Fields 14-17 of stat (utime stime cutime cstime) are 11-14 here.
 	if len(fields) < 15 {
-		return "", 0, 0, false
+		return 0, 0, 0, false
 	}
 	tick := func(i int) time.Duration {
 		n, _ := strconv.ParseInt(fields[i], 10, 64)
 		return time.Duration(n) * clockTick
 	}
-	return s[open+1 : closing], tick(11) + tick(12), tick(13) + tick(14), true
+	ppid, _ = strconv.Atoi(fields[1])
+	return ppid, tick(11) + tick(12), tick(13) + tick(14), true
 }
 
 // since is the CPU used from a to b, with the load generator's own time.

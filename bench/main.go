@@ -77,6 +77,9 @@ func main() {
 	if cfg.rounds < 1 {
 		log.Fatal("bench: -rounds must be at least 1")
 	}
+	if cfg.skus < 30 {
+		log.Fatal("bench: -skus must be at least 30: orders take 3 skus from thirds of the range")
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, cfg); err != nil {
@@ -94,6 +97,10 @@ type env struct {
 	lomsAddr string
 	debug    string
 	loms     *exec.Cmd
+	lomsLog  *os.File
+	// postmaster is the cluster's main process, whose children are its
+	// backends.
+	postmaster int
 }
 
 func run(ctx context.Context, cfg config) error {
@@ -114,6 +121,9 @@ func run(ctx context.Context, cfg config) error {
 	}
 	if cfg.lomsBin == "" {
 		cfg.lomsBin = cfg.minizon
+	}
+	if _, err := os.Stat(filepath.Join("bench", "pgbench", "create_order.sql")); err != nil {
+		return errors.New("run the harness from the repository's root (go run ./bench): it reads bench/pgbench/")
 	}
 	e := &env{cfg: cfg}
 	if e.pgbench, err = findPgbench(); err != nil {
@@ -141,6 +151,14 @@ func run(ctx context.Context, cfg config) error {
 		return err
 	}
 	e.dbURL = cluster.URL("loms")
+	pidFile, err := os.ReadFile(filepath.Join(cluster.DataDir(), "postmaster.pid"))
+	if err != nil {
+		return fmt.Errorf("postmaster pid: %w", err)
+	}
+	first, _, _ := strings.Cut(string(pidFile), "\n")
+	if e.postmaster, err = strconv.Atoi(strings.TrimSpace(first)); err != nil {
+		return fmt.Errorf("postmaster pid: %w", err)
+	}
 
 	broker, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation(), kfake.DefaultNumPartitions(3))
 	if err != nil {
@@ -249,20 +267,22 @@ func (e *env) startLOMS(ctx context.Context, brokers string) error {
 		lomsURL += sep + "pool_max_conns=" + strconv.Itoa(e.cfg.pool)
 	}
 	cmd := exec.Command(e.cfg.lomsBin, "loms")
-	cmd.Env = append(os.Environ(),
+	cmd.Env = append(ownEnviron(),
 		"DATABASE_URL="+lomsURL, "KAFKA_BROKERS="+brokers, "MINIZON_ADDR="+addr, "MINIZON_DEBUG_ADDR="+debug,
 		"LOMS_PAYMENT_TIMEOUT=1h", "MINIZON_SEED=false")
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
+		logFile.Close()
 		return fmt.Errorf("start LOMS: %w", err)
 	}
-	e.loms, e.lomsAddr, e.debug = cmd, "http://"+addr, debug
+	e.loms, e.lomsLog, e.lomsAddr, e.debug = cmd, logFile, "http://"+addr, debug
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		if err := command(ctx, e.cfg.minizon, "healthcheck", addr).Run(); err == nil {
 			return nil
 		}
-		if time.Now().After(deadline) {
+		if ctx.Err() != nil || time.Now().After(deadline) {
+			e.stopLOMS()
 			return fmt.Errorf("LOMS did not become healthy in 30s; see %s", logFile.Name())
 		}
 		time.Sleep(200 * time.Millisecond)
@@ -272,6 +292,24 @@ func (e *env) startLOMS(ctx context.Context, brokers string) error {
 func (e *env) stopLOMS() {
 	_ = e.loms.Process.Signal(syscall.SIGTERM)
 	_ = e.loms.Wait()
+	_ = e.lomsLog.Close()
+}
+
+// ownEnviron is this process's environment without the variables that
+// configure miniZON, so that LOMS runs with its defaults whatever the shell
+// that started the harness has set (GOGC and the like pass through).
+func ownEnviron() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		switch {
+		case strings.HasPrefix(name, "MINIZON_"), strings.HasPrefix(name, "LOMS_"), strings.HasPrefix(name, "OTEL_"),
+			strings.HasPrefix(name, "KAFKA_"), name == "DATABASE_URL":
+			continue
+		}
+		env = append(env, kv)
+	}
+	return env
 }
 
 // seed gives every sku 1..skus stock in warehouses 1 and 2, far more than a
@@ -405,7 +443,9 @@ func medianRow(rounds []row) row {
 			errs += rs[i].Errors
 		}
 		slices.SortFunc(rs, func(a, b result) int { return cmp.Compare(a.RPS, b.RPS) })
-		m := rs[len(rs)/2]
+		// The lower middle of an even count: no rounding in the
+		// service's favour.
+		m := rs[(len(rs)-1)/2]
 		m.Errors = errs
 		return m
 	}
@@ -415,7 +455,7 @@ func medianRow(rounds []row) row {
 			v[i] = get(r)
 		}
 		slices.Sort(v)
-		return v[len(v)/2]
+		return v[(len(v)-1)/2]
 	}
 	m := row{
 		Clients: rounds[0].Clients, Protocol: rounds[0].Protocol,
@@ -447,9 +487,11 @@ var tpsLine = regexp.MustCompile(`tps = ([0-9.]+) \(without initial connection t
 // its rate and its p99 from the per-transaction log.
 func (e *env) runPgbench(ctx context.Context, script string, clients int) (result, error) {
 	file := filepath.Join("bench", "pgbench", script+".sql")
+	// pgbench runs whole seconds.
+	secs := func(d time.Duration) int { return max(1, int(d.Seconds())) }
 	args := func(d time.Duration) []string {
 		return []string{"-n", "-M", "prepared", "-c", strconv.Itoa(clients), "-j", "2",
-			"-T", strconv.Itoa(max(1, int(d.Seconds()))), "-f", file, "-D", "nskus=" + strconv.Itoa(e.cfg.skus)}
+			"-T", strconv.Itoa(secs(d)), "-f", file, "-D", "nskus=" + strconv.Itoa(e.cfg.skus)}
 	}
 	if e.cfg.warmup > 0 {
 		if out, err := command(ctx, e.pgbench, append(args(e.cfg.warmup), e.dbURL)...).Output(); err != nil {
@@ -475,15 +517,17 @@ func (e *env) runPgbench(ctx context.Context, script string, clients int) (resul
 		return result{}, fmt.Errorf("pgbench %s: no tps in its output:\n%s", script, out)
 	}
 	tps, _ := strconv.ParseFloat(string(m[1]), 64)
+	// pgbench 15 and later report failed transactions; a failed one is
+	// logged as "failed" instead of a latency.
+	if !strings.Contains(string(out), "number of failed transactions: 0 ") {
+		return result{}, fmt.Errorf("pgbench %s: transactions failed:\n%s", script, out)
+	}
 	p99, err := pgbenchP99(logDir)
 	if err != nil {
 		return result{}, err
 	}
-	if !strings.Contains(string(out), "number of failed transactions: 0 ") {
-		return result{}, fmt.Errorf("pgbench %s: transactions failed:\n%s", script, out)
-	}
 	log.Printf("pgbench %s, %d clients: %.0f tps, p99 %.2f ms", script, clients, tps, p99)
-	return result{RPS: tps, P99: p99, CPU: cpu, Requests: tps * e.cfg.duration.Seconds()}, nil
+	return result{RPS: tps, P99: p99, CPU: cpu, Requests: tps * float64(secs(e.cfg.duration))}, nil
 }
 
 // pgbenchP99 reads pgbench's per-transaction logs ("client tx latency_us
@@ -520,11 +564,17 @@ func (e *env) load(ctx context.Context, protocol, scenario string, clients int, 
 		"-c", strconv.Itoa(clients), "-d", e.cfg.duration.String(), "-warmup", e.cfg.warmup.String(),
 		"-skus", fmt.Sprintf("1-%d", e.cfg.skus), "-json"}, extra...)
 	cmd := command(ctx, e.cfg.minizon, args...)
-	cmd.Stderr = io.Discard // the progress lines
+	// Its stderr holds the progress lines and, on failure, the error.
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
 	before := e.cpuNow()
 	out, err := cmd.Output()
 	if err != nil {
-		return result{}, fmt.Errorf("minizon %s: %w\n%s", strings.Join(args, " "), err, out)
+		tail := stderr.String()
+		if i := strings.LastIndexByte(strings.TrimRight(tail, "\n"), '\n'); i >= 0 {
+			tail = tail[i+1:]
+		}
+		return result{}, fmt.Errorf("minizon %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(tail))
 	}
 	cpu := since(before, e.cpuNow(), cmd.ProcessState.UserTime()+cmd.ProcessState.SystemTime())
 	var sum loadgen.Summary
@@ -532,10 +582,13 @@ func (e *env) load(ctx context.Context, protocol, scenario string, clients int, 
 		return result{}, fmt.Errorf("minizon bench output: %w", err)
 	}
 	primary := sum.RPC(sum.Primary)
+	// Only successful calls count, as pgbench counts only committed
+	// transactions: fast failures must not flatter a ratio.
+	rps := float64(primary.OK) / sum.DurationSeconds
 	// The warm-up ran at about the measured rate; its CPU is in the
 	// process's total.
 	requests := sum.RPS * (e.cfg.warmup + e.cfg.duration).Seconds()
-	return result{RPS: sum.RPS, P99: primary.Latency.P99, Errors: sum.Errors(), CPU: cpu, Requests: requests}, nil
+	return result{RPS: rps, P99: primary.Latency.P99, Errors: sum.Errors(), CPU: cpu, Requests: requests}, nil
 }
 
 // createOrder runs create-order (orders left awaiting payment, like the
@@ -547,8 +600,9 @@ func (e *env) createOrder(ctx context.Context, protocol string, clients int) (re
 	if err != nil {
 		return result{}, ob, 0, err
 	}
-	var ordersBefore int64
-	if err := e.pool.QueryRow(ctx, "SELECT count(*) FROM orders").Scan(&ordersBefore); err != nil {
+	// Orders of this run are those with a larger id (ids only grow).
+	var lastBefore int64
+	if err := e.pool.QueryRow(ctx, "SELECT COALESCE(max(id), 0) FROM orders").Scan(&lastBefore); err != nil {
 		return result{}, ob, 0, err
 	}
 	sctx, stop := context.WithCancel(ctx)
@@ -587,10 +641,10 @@ func (e *env) createOrder(ctx context.Context, protocol string, clients int) (re
 		// awaiting payment (or failed). Orders are counted again each time:
 		// a call the load generator gave up on at the end may still commit.
 		var orders int64
-		if err := e.pool.QueryRow(ctx, "SELECT count(*) FROM orders").Scan(&orders); err != nil {
+		if err := e.pool.QueryRow(ctx, "SELECT count(*) FROM orders WHERE id > $1", lastBefore).Scan(&orders); err != nil {
 			return result{}, ob, 0, err
 		}
-		ob.EventsWanted = 2 * (orders - ordersBefore)
+		ob.EventsWanted = 2 * orders
 		n, err := e.kafkaRecords(ctx)
 		if err != nil {
 			return result{}, ob, 0, err

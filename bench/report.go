@@ -32,7 +32,9 @@ var targets = []target{
 		return r.Outbox.MaxOldestUnsentSeconds, 1, r.Outbox.MaxOldestUnsentSeconds < 1
 	}},
 	{"every event in Kafka < 2 s after the last order", func(r row) (float64, float64, bool) {
-		return r.Outbox.DrainedSeconds, 2, r.Outbox.DrainedSeconds < 2 && r.Outbox.Events == r.Outbox.EventsWanted
+		// At least: delivery is at least once, and an order of an earlier
+		// run that committed late has its events counted here.
+		return r.Outbox.DrainedSeconds, 2, r.Outbox.DrainedSeconds < 2 && r.Outbox.Events >= r.Outbox.EventsWanted
 	}},
 }
 
