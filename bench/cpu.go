@@ -15,7 +15,8 @@ const clockTick = 10 * time.Millisecond
 // cpuShare is the CPU time each part of the system used during one run.
 type cpuShare struct {
 	Postgres time.Duration `json:"postgres"`
-	LOMS     time.Duration `json:"loms"`
+	// Service is LOMS.
+	Service time.Duration `json:"loms"`
 	// Load is the load generator (minizon bench or pgbench).
 	Load time.Duration `json:"load"`
 	// Harness is this process: mostly the in-process Kafka broker.
@@ -79,7 +80,7 @@ func procCPU(dir string) (ppid int, own, children time.Duration, ok bool) {
 
 // since is the CPU used from a to b, with the load generator's own time.
 func since(a, b cpuSnapshot, load time.Duration) cpuShare {
-	return cpuShare{Postgres: b.postgres - a.postgres, LOMS: b.loms - a.loms, Load: load, Harness: b.self - a.self}
+	return cpuShare{Postgres: b.postgres - a.postgres, Service: b.loms - a.loms, Load: load, Harness: b.self - a.self}
 }
 
 // perRequest spells the shares as microseconds of CPU per request.
@@ -88,5 +89,5 @@ func (c cpuShare) perRequest(requests float64) string {
 		return "-"
 	}
 	us := func(d time.Duration) float64 { return float64(d.Microseconds()) / requests }
-	return fmt.Sprintf("%.0f / %.0f / %.0f / %.0f", us(c.Postgres), us(c.LOMS), us(c.Load), us(c.Harness))
+	return fmt.Sprintf("%.0f / %.0f / %.0f / %.0f", us(c.Postgres), us(c.Service), us(c.Load), us(c.Harness))
 }
