@@ -126,9 +126,6 @@ func run(ctx context.Context, cfg config) error {
 		return errors.New("run the harness from the repository's root (go run ./bench): it reads bench/pgbench/")
 	}
 	e := &env{cfg: cfg}
-	if e.pgbench, err = findPgbench(); err != nil {
-		return err
-	}
 
 	// Durable: fsync and synchronous_commit stay on, as in production. The
 	// cluster lives in a fresh folder of the system's temporary directory,
@@ -151,6 +148,10 @@ func run(ctx context.Context, cfg config) error {
 		return err
 	}
 	e.dbURL = cluster.URL("loms")
+	e.pgbench = cluster.Bin("pgbench")
+	if _, err := os.Stat(e.pgbench); err != nil {
+		return fmt.Errorf("pgbench is not beside the Postgres server: %w", err)
+	}
 	pidFile, err := os.ReadFile(filepath.Join(cluster.DataDir(), "postmaster.pid"))
 	if err != nil {
 		return fmt.Errorf("postmaster pid: %w", err)
@@ -220,18 +221,6 @@ func command(ctx context.Context, name string, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Stderr = os.Stderr
 	return cmd
-}
-
-// findPgbench looks on PATH, then beside the Postgres server binaries.
-func findPgbench() (string, error) {
-	if p, err := exec.LookPath("pgbench"); err == nil {
-		return p, nil
-	}
-	matches, _ := filepath.Glob("/usr/lib/postgresql/*/bin/pgbench")
-	if len(matches) == 0 {
-		return "", errors.New("pgbench not found: install Postgres (Debian: apt-get install postgresql)")
-	}
-	return matches[len(matches)-1], nil
 }
 
 func freeAddr() (string, error) {

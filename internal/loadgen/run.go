@@ -95,7 +95,10 @@ func Run(ctx context.Context, s Scenario, opts Options) (*Summary, error) {
 		wg.Go(func() { r.work(runCtx, it) })
 	}
 	if opts.Warmup > 0 {
-		sleep(runCtx, opts.Warmup)
+		select {
+		case <-runCtx.Done():
+		case <-time.After(opts.Warmup):
+		}
 		r.measuring.Store(true)
 	}
 	start := time.Now()
@@ -217,13 +220,4 @@ func (r *runner) summary(s Scenario, elapsed time.Duration) *Summary {
 		}
 	}
 	return sum
-}
-
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
 }

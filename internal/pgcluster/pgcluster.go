@@ -217,6 +217,10 @@ func (c *Cluster) Stop() error {
 // server process.
 func (c *Cluster) DataDir() string { return c.dataDir() }
 
+// Bin is the path of one of the installation's programs (pgbench, psql),
+// from the same installation as the running server.
+func (c *Cluster) Bin(name string) string { return filepath.Join(c.bin, name) }
+
 func (c *Cluster) dataDir() string { return filepath.Join(c.dir, "data") }
 func (c *Cluster) sockDir() string { return filepath.Join(c.dir, "sock") }
 

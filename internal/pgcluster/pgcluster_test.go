@@ -3,6 +3,7 @@ package pgcluster
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -40,6 +41,10 @@ func TestSecondStartReusesDataAndRecoversFromAnOrphan(t *testing.T) {
 	}
 	if err := first.CreateDatabase(ctx, "loms", ""); err != nil {
 		t.Fatal(err)
+	}
+	// The installation's other programs are beside the running server's.
+	if out, err := exec.Command(first.Bin("pgbench"), "--version").CombinedOutput(); err != nil || !strings.Contains(string(out), "pgbench") {
+		t.Fatalf("Bin(pgbench): %v %s", err, out)
 	}
 	if err := first.CreateDatabase(ctx, "loms", ""); err != nil {
 		t.Fatalf("creating an existing database must be a no-op: %v", err)
