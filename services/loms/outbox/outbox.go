@@ -1,15 +1,29 @@
 // Package outbox publishes the order events that LOMS writes to its outbox
-// table to Kafka, in order per order, marking them sent only after the
-// broker acknowledged them.
+// table to Kafka, in order per order and exactly once, marking them sent
+// only after the broker acknowledged them.
+//
+// Exactly once, although the marking and the produce are two systems: each
+// record carries its event id in a header, and the outbox keeps, per
+// partition, the offset after the last record that a committed batch
+// published. Before producing, a relay compares that with the partitions'
+// end offsets; anything beyond was produced by a relay that died, or whose
+// produce failed, before it could mark its rows, and is read back and marked
+// instead of being produced again. In the steady state the check is one
+// ListOffsets request per batch. The topic must have no other producer.
 package outbox
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"strconv"
 	"time"
 
+	"github.com/google/uuid"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/minizon/minizon/internal/kafkatopic"
@@ -18,9 +32,13 @@ import (
 // Topic is where order events go.
 const Topic = "loms.order-events"
 
+// EventIDHeader is the record header holding the event's id as text.
+const EventIDHeader = "event-id"
+
 // Message is one unsent outbox row.
 type Message struct {
 	ID      int64
+	EventID uuid.UUID
 	OrderID int64
 	Payload []byte
 	// TraceParent and TraceState are the W3C trace context of the request
@@ -36,14 +54,34 @@ type Backlog struct {
 	OldestAge time.Duration
 }
 
+// Batch is what a relay is given to publish.
+type Batch struct {
+	// Messages are unsent, in the order they were written.
+	Messages []Message
+	// Next is, per partition, the offset after the last record that a
+	// committed batch published; a partition is absent until then.
+	Next map[int32]int64
+}
+
+// Published is what publishing a batch did.
+type Published struct {
+	// Found are the ids of unsent events, in the batch or after it, whose
+	// records were already in the topic: they are to be marked sent.
+	Found []uuid.UUID
+	// Next is Batch.Next moved past every record now in the topic.
+	Next map[int32]int64
+}
+
 // Source hands out unsent messages.
 type Source interface {
 	// PublishBatch takes the relay lock (one relay publishes at a time,
 	// whatever the number of replicas), reads up to max unsent messages in
-	// the order they were written, calls publish, and marks them sent if
-	// publish succeeded, in one transaction. It returns how many it sent:
-	// 0 when another relay holds the lock or nothing is waiting.
-	PublishBatch(ctx context.Context, max int, publish func(context.Context, []Message) error) (int, error)
+	// the order they were written and the partitions' progress, calls
+	// publish, and if it succeeded marks the batch and what it found sent
+	// and stores the new progress, in one transaction. It returns how many
+	// messages it marked sent: 0 when another relay holds the lock or
+	// nothing is waiting.
+	PublishBatch(ctx context.Context, max int, publish func(context.Context, Batch) (Published, error)) (int, error)
 	// DeleteSent removes messages sent before the given time.
 	DeleteSent(ctx context.Context, before time.Time) (int64, error)
 }
@@ -143,25 +181,143 @@ func (r *Relay) Flush(ctx context.Context) error {
 	return nil
 }
 
-func (r *Relay) produce(ctx context.Context, msgs []Message) error {
-	if len(msgs) == 0 {
-		return nil
-	}
+func (r *Relay) produce(ctx context.Context, b Batch) (Published, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.ProduceTimeout)
 	defer cancel()
-	records := make([]*kgo.Record, len(msgs))
-	for i, m := range msgs {
-		records[i] = &kgo.Record{
+	next := maps.Clone(b.Next)
+	if next == nil {
+		next = make(map[int32]int64)
+	}
+	found, err := r.reconcile(ctx, next)
+	if err != nil {
+		return Published{}, err
+	}
+	records := make([]*kgo.Record, 0, len(b.Messages))
+	for _, m := range b.Messages {
+		if _, ok := found[m.EventID]; ok {
+			continue
+		}
+		records = append(records, &kgo.Record{
 			Topic:   Topic,
 			Key:     strconv.AppendInt(nil, m.OrderID, 10),
 			Value:   m.Payload,
-			Headers: traceHeaders(m),
+			Headers: headers(m),
+		})
+	}
+	if len(records) > 0 {
+		results := r.client.ProduceSync(ctx, records...)
+		if err := results.FirstErr(); err != nil {
+			return Published{}, fmt.Errorf("produce %d events: %w", len(records), err)
+		}
+		for _, res := range results {
+			advance(next, res.Record.Partition, res.Record.Offset+1)
 		}
 	}
-	if err := r.client.ProduceSync(ctx, records...).FirstErr(); err != nil {
-		return fmt.Errorf("produce %d events: %w", len(records), err)
+	return Published{Found: slices.Collect(maps.Keys(found)), Next: next}, nil
+}
+
+// reconcile finds records in the topic beyond next: those a relay produced
+// but could not mark sent. It returns their event ids and moves next to the
+// end of every partition.
+func (r *Relay) reconcile(ctx context.Context, next map[int32]int64) (map[uuid.UUID]struct{}, error) {
+	adm := kadm.NewClient(r.client)
+	ends, err := adm.ListEndOffsets(ctx, Topic)
+	if err == nil {
+		err = ends.Error()
 	}
-	return nil
+	if err != nil {
+		return nil, fmt.Errorf("list end offsets: %w", err)
+	}
+	scan := make(map[int32]int64)
+	last := make(map[int32]int64)
+	ends.Each(func(o kadm.ListedOffset) {
+		n, known := next[o.Partition]
+		switch {
+		case known && o.Offset < n:
+			// The topic was recreated or truncated (a dev broker that
+			// started empty): what it held is gone, go on from its end.
+			r.log.WarnContext(ctx, "outbox relay: partition is behind what was published; starting from its end",
+				"partition", o.Partition, "end", o.Offset, "published_up_to", n)
+			next[o.Partition] = o.Offset
+		case o.Offset > n:
+			scan[o.Partition] = n
+			last[o.Partition] = o.Offset - 1
+		}
+	})
+	found := make(map[uuid.UUID]struct{})
+	if len(scan) == 0 {
+		return found, nil
+	}
+	// Retention may have removed some or all of the records to read.
+	starts, err := adm.ListStartOffsets(ctx, Topic)
+	if err == nil {
+		err = starts.Error()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list start offsets: %w", err)
+	}
+	from := make(map[int32]kgo.Offset, len(scan))
+	for p, n := range scan {
+		start, _ := starts.Lookup(Topic, p)
+		if start.Offset > last[p] {
+			advance(next, p, last[p]+1)
+			delete(last, p)
+			continue
+		}
+		from[p] = kgo.NewOffset().At(max(n, start.Offset))
+	}
+	if len(from) == 0 {
+		return found, nil
+	}
+	// Only after a failure: one client for the read back.
+	cl, err := kgo.NewClient(append(r.client.Opts(),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{Topic: from}),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))...)
+	if err != nil {
+		return nil, fmt.Errorf("read back client: %w", err)
+	}
+	defer cl.Close()
+	for len(last) > 0 {
+		fetches := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("read back unmarked records: %w", err)
+		}
+		var ferr error
+		fetches.EachError(func(_ string, _ int32, err error) { ferr = errors.Join(ferr, err) })
+		if ferr != nil {
+			return nil, fmt.Errorf("read back unmarked records: %w", ferr)
+		}
+		fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+			for _, rec := range p.Records {
+				if id, ok := eventID(rec); ok {
+					found[id] = struct{}{}
+				}
+				if end, ok := last[p.Partition]; ok && rec.Offset >= end {
+					advance(next, p.Partition, end+1)
+					delete(last, p.Partition)
+				}
+			}
+		})
+	}
+	r.log.WarnContext(ctx, "outbox relay: found events published but not marked sent; not publishing them again",
+		"events", len(found))
+	return found, nil
+}
+
+func advance(next map[int32]int64, partition int32, to int64) {
+	if to > next[partition] {
+		next[partition] = to
+	}
+}
+
+func eventID(rec *kgo.Record) (uuid.UUID, bool) {
+	for _, h := range rec.Headers {
+		if h.Key == EventIDHeader {
+			id, err := uuid.ParseBytes(h.Value)
+			return id, err == nil
+		}
+	}
+	return uuid.UUID{}, false
 }
 
 func sleep(ctx context.Context, d time.Duration) {
@@ -173,10 +329,10 @@ func sleep(ctx context.Context, d time.Duration) {
 	}
 }
 
-// traceHeaders carries the trace context in the record, as W3C
-// traceparent and tracestate headers like those of HTTP.
-func traceHeaders(m Message) []kgo.RecordHeader {
-	var h []kgo.RecordHeader
+// headers carry the event id and the trace context in the record, the
+// latter as W3C traceparent and tracestate headers like those of HTTP.
+func headers(m Message) []kgo.RecordHeader {
+	h := []kgo.RecordHeader{{Key: EventIDHeader, Value: []byte(m.EventID.String())}}
 	if m.TraceParent != "" {
 		h = append(h, kgo.RecordHeader{Key: "traceparent", Value: []byte(m.TraceParent)})
 		if m.TraceState != "" {

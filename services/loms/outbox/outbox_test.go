@@ -23,7 +23,6 @@ import (
 	"github.com/minizon/minizon/services/loms/internal/lomstest"
 	"github.com/minizon/minizon/services/loms/order"
 	"github.com/minizon/minizon/services/loms/outbox"
-	"github.com/minizon/minizon/services/loms/store"
 )
 
 var pg *pgtest.Cluster
@@ -38,7 +37,7 @@ var cfg = outbox.Config{
 	Partitions:     3,
 }
 
-func startRelay(t *testing.T, st *store.Store, brokers []string) {
+func startRelay(t *testing.T, st outbox.Source, brokers []string) {
 	t.Helper()
 	client, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.RecordDeliveryTimeout(cfg.ProduceTimeout))
 	if err != nil {
@@ -205,10 +204,9 @@ func TestOrdersWorkWhileBrokerIsDownAndEventsFollow(t *testing.T) {
 	svc := order.NewService(st, time.Minute, time.Now)
 	startRelay(t, st, brokers)
 
+	// The broker stops while the relay may be mid-batch: records it took
+	// but did not acknowledge must not come back as duplicates.
 	before := makeOrders(t, svc, 5)
-	// Stop the broker only once the relay has its acknowledgements, so that
-	// no batch is half-acknowledged (that would be re-sent, at least once).
-	waitAllSent(t, pool)
 	broker.Close()
 
 	during := makeOrders(t, svc, 20)
@@ -283,4 +281,89 @@ func freePort(t *testing.T) int {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// crashingSource lets the first batches reach Kafka, then fails them before
+// they are marked sent, as when LOMS is killed between the broker's
+// acknowledgement and the commit.
+type crashingSource struct {
+	outbox.Source
+	mu      sync.Mutex
+	crashes int
+}
+
+func (c *crashingSource) PublishBatch(ctx context.Context, max int,
+	publish func(context.Context, outbox.Batch) (outbox.Published, error)) (int, error) {
+	return c.Source.PublishBatch(ctx, max, func(ctx context.Context, b outbox.Batch) (outbox.Published, error) {
+		p, err := publish(ctx, b)
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if err == nil && c.crashes > 0 {
+			c.crashes--
+			return outbox.Published{}, fmt.Errorf("killed after the broker acknowledged %d events", len(b.Messages))
+		}
+		return p, err
+	})
+}
+
+func TestEventsPublishedButNotMarkedAreNotPublishedAgain(t *testing.T) {
+	t.Parallel()
+	broker, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(broker.Close)
+	st, pool := lomstest.NewStore(t, pg, time.Now, order.Stock{SKU: 1, Warehouse: 1, Total: 1000})
+	svc := order.NewService(st, time.Minute, time.Now)
+	want := makeOrders(t, svc, 30)
+
+	// Two batches are produced and lost before the marking; then the
+	// relay, as a restarted replica would, must find them in the topic.
+	startRelay(t, &crashingSource{Source: st, crashes: 2}, broker.ListenAddrs())
+	waitAllSent(t, pool)
+	more := makeOrders(t, svc, 10)
+	maps.Copy(want, more)
+
+	got := consume(t, broker.ListenAddrs(), countEvents(want))
+	checkDelivery(t, got, want)
+	waitAllSent(t, pool)
+	if n := recordsInTopic(t, broker.ListenAddrs()); n != int64(countEvents(want)) {
+		t.Fatalf("%d records in the topic, want exactly %d", n, countEvents(want))
+	}
+}
+
+func TestRelayGoesOnWhenTheTopicStartsEmpty(t *testing.T) {
+	t.Parallel()
+	st, pool := lomstest.NewStore(t, pg, time.Now, order.Stock{SKU: 1, Warehouse: 1, Total: 1000})
+	svc := order.NewService(st, time.Minute, time.Now)
+	first, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(t.Context())
+	client, err := kgo.NewClient(kgo.SeedBrokers(first.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	relay := outbox.NewRelay(st, client, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	done := make(chan struct{})
+	go func() { defer close(done); _ = relay.Run(ctx) }()
+	makeOrders(t, svc, 10)
+	waitAllSent(t, pool)
+	stop()
+	<-done
+	client.Close()
+	first.Close()
+
+	// A new, empty broker, as `minizon dev` starts with a kept database:
+	// the relay must not wait for offsets the new topic never had.
+	second, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(second.Close)
+	startRelay(t, st, second.ListenAddrs())
+	want := makeOrders(t, svc, 10)
+	got := consume(t, second.ListenAddrs(), countEvents(want))
+	checkDelivery(t, got, want)
 }

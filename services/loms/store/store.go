@@ -363,14 +363,16 @@ func (s *Store) SeedStocks(ctx context.Context, stocks []order.Stock) (int64, er
 }
 
 // PublishBatch implements outbox.Source in two round trips around the
-// publishing: the lock and the read, then the marking and the commit.
-func (s *Store) PublishBatch(ctx context.Context, max int, publish func(context.Context, []outbox.Message) error) (int, error) {
+// publishing: the lock and the reads, then the marking and the commit.
+func (s *Store) PublishBatch(ctx context.Context, max int,
+	publish func(context.Context, outbox.Batch) (outbox.Published, error)) (int, error) {
 	n := 0
 	err := s.withConn(ctx, func(conn *pgx.Conn) error {
 		var (
-			read   pipeline
-			locked bool
-			rows   []db.ListUnsentOutboxRow
+			read       pipeline
+			locked     bool
+			rows       []db.ListUnsentOutboxRow
+			partitions []db.OutboxPartition
 		)
 		read.exec(beginTx)
 		read.add(func(q *db.Queries) (err error) {
@@ -383,22 +385,52 @@ func (s *Store) PublishBatch(ctx context.Context, max int, publish func(context.
 			rows, err = q.ListUnsentOutbox(ctx, int32(max))
 			return wrap("list unsent outbox rows", err)
 		})
+		read.add(func(q *db.Queries) (err error) {
+			partitions, err = q.ListOutboxPartitions(ctx)
+			return wrap("list outbox partitions", err)
+		})
 		if err := read.send(ctx, conn); err != nil || !locked || len(rows) == 0 {
 			return err
 		}
-		msgs := make([]outbox.Message, len(rows))
+		batch := outbox.Batch{Messages: make([]outbox.Message, len(rows)), Next: make(map[int32]int64, len(partitions))}
 		ids := make([]int64, len(rows))
 		for i, r := range rows {
-			msgs[i] = outbox.Message{ID: r.ID, OrderID: r.OrderID, Payload: r.Payload,
+			batch.Messages[i] = outbox.Message{ID: r.ID, EventID: r.EventID.Bytes, OrderID: r.OrderID, Payload: r.Payload,
 				TraceParent: r.Traceparent.String, TraceState: r.Tracestate.String}
 			ids[i] = r.ID
 		}
-		if err := publish(ctx, msgs); err != nil {
+		for _, p := range partitions {
+			batch.Next[p.Partition] = p.NextOffset
+		}
+		published, err := publish(ctx, batch)
+		if err != nil {
 			return err
 		}
+		now := s.now()
 		var mark pipeline
 		mark.add(func(q *db.Queries) error {
-			return wrap("mark outbox sent", q.MarkOutboxSent(ctx, db.MarkOutboxSentParams{SentAt: s.now(), Ids: ids}))
+			return wrap("mark outbox sent", q.MarkOutboxSent(ctx, db.MarkOutboxSentParams{SentAt: now, Ids: ids}))
+		})
+		if len(published.Found) > 0 {
+			found := make([]pgtype.UUID, len(published.Found))
+			for i, id := range published.Found {
+				found[i] = pgtype.UUID{Bytes: id, Valid: true}
+			}
+			mark.add(func(q *db.Queries) error {
+				return wrap("mark found events sent", q.MarkOutboxEventsSent(ctx,
+					db.MarkOutboxEventsSentParams{SentAt: now, EventIds: found}))
+			})
+		}
+		progress := db.SaveOutboxPartitionsParams{
+			Partitions:  make([]int32, 0, len(published.Next)),
+			NextOffsets: make([]int64, 0, len(published.Next)),
+		}
+		for p, next := range published.Next {
+			progress.Partitions = append(progress.Partitions, p)
+			progress.NextOffsets = append(progress.NextOffsets, next)
+		}
+		mark.add(func(q *db.Queries) error {
+			return wrap("save outbox partitions", q.SaveOutboxPartitions(ctx, progress))
 		})
 		mark.exec("COMMIT")
 		if err := mark.send(ctx, conn); err != nil {

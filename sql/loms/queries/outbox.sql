@@ -9,13 +9,26 @@ SELECT unnest(@event_ids::uuid[]), unnest(@order_ids::bigint[]), unnest(@payload
 SELECT pg_try_advisory_xact_lock(@key::bigint);
 
 -- name: ListUnsentOutbox :many
-SELECT id, order_id, payload, traceparent, tracestate FROM outbox
+SELECT id, event_id, order_id, payload, traceparent, tracestate FROM outbox
 WHERE sent_at IS NULL
 ORDER BY id
 LIMIT @max_rows;
 
 -- name: MarkOutboxSent :exec
 UPDATE outbox SET sent_at = @sent_at::timestamptz WHERE id = ANY(@ids::bigint[]);
+
+-- name: MarkOutboxEventsSent :exec
+-- Rows whose records a relay found already in Kafka.
+UPDATE outbox SET sent_at = @sent_at::timestamptz
+WHERE event_id = ANY(@event_ids::uuid[]) AND sent_at IS NULL;
+
+-- name: ListOutboxPartitions :many
+SELECT partition, next_offset FROM outbox_partitions;
+
+-- name: SaveOutboxPartitions :exec
+INSERT INTO outbox_partitions (partition, next_offset)
+SELECT unnest(@partitions::integer[]), unnest(@next_offsets::bigint[])
+ON CONFLICT (partition) DO UPDATE SET next_offset = EXCLUDED.next_offset;
 
 -- name: DeleteSentOutbox :execrows
 DELETE FROM outbox WHERE sent_at < @before::timestamptz;

@@ -84,6 +84,11 @@ type Outbox struct {
 	Tracestate  pgtype.Text
 }
 
+type OutboxPartition struct {
+	Partition  int32
+	NextOffset int64
+}
+
 type Reservation struct {
 	OrderID     int64
 	Sku         int64

@@ -51,8 +51,32 @@ func (q *Queries) InsertOutbox(ctx context.Context, arg InsertOutboxParams) erro
 	return err
 }
 
+const listOutboxPartitions = `-- name: ListOutboxPartitions :many
+SELECT partition, next_offset FROM outbox_partitions
+`
+
+func (q *Queries) ListOutboxPartitions(ctx context.Context) ([]OutboxPartition, error) {
+	rows, err := q.db.Query(ctx, listOutboxPartitions)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []OutboxPartition{}
+	for rows.Next() {
+		var i OutboxPartition
+		if err := rows.Scan(&i.Partition, &i.NextOffset); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const listUnsentOutbox = `-- name: ListUnsentOutbox :many
-SELECT id, order_id, payload, traceparent, tracestate FROM outbox
+SELECT id, event_id, order_id, payload, traceparent, tracestate FROM outbox
 WHERE sent_at IS NULL
 ORDER BY id
 LIMIT $1
@@ -60,6 +84,7 @@ LIMIT $1
 
 type ListUnsentOutboxRow struct {
 	ID          int64
+	EventID     pgtype.UUID
 	OrderID     int64
 	Payload     []byte
 	Traceparent pgtype.Text
@@ -77,6 +102,7 @@ func (q *Queries) ListUnsentOutbox(ctx context.Context, maxRows int32) ([]ListUn
 		var i ListUnsentOutboxRow
 		if err := rows.Scan(
 			&i.ID,
+			&i.EventID,
 			&i.OrderID,
 			&i.Payload,
 			&i.Traceparent,
@@ -90,6 +116,22 @@ func (q *Queries) ListUnsentOutbox(ctx context.Context, maxRows int32) ([]ListUn
 		return nil, err
 	}
 	return items, nil
+}
+
+const markOutboxEventsSent = `-- name: MarkOutboxEventsSent :exec
+UPDATE outbox SET sent_at = $1::timestamptz
+WHERE event_id = ANY($2::uuid[]) AND sent_at IS NULL
+`
+
+type MarkOutboxEventsSentParams struct {
+	SentAt   time.Time
+	EventIds []pgtype.UUID
+}
+
+// Rows whose records a relay found already in Kafka.
+func (q *Queries) MarkOutboxEventsSent(ctx context.Context, arg MarkOutboxEventsSentParams) error {
+	_, err := q.db.Exec(ctx, markOutboxEventsSent, arg.SentAt, arg.EventIds)
+	return err
 }
 
 const markOutboxSent = `-- name: MarkOutboxSent :exec
@@ -126,6 +168,22 @@ func (q *Queries) OutboxBacklog(ctx context.Context) (OutboxBacklogRow, error) {
 	var i OutboxBacklogRow
 	err := row.Scan(&i.Unsent, &i.OldestAgeSeconds)
 	return i, err
+}
+
+const saveOutboxPartitions = `-- name: SaveOutboxPartitions :exec
+INSERT INTO outbox_partitions (partition, next_offset)
+SELECT unnest($1::integer[]), unnest($2::bigint[])
+ON CONFLICT (partition) DO UPDATE SET next_offset = EXCLUDED.next_offset
+`
+
+type SaveOutboxPartitionsParams struct {
+	Partitions  []int32
+	NextOffsets []int64
+}
+
+func (q *Queries) SaveOutboxPartitions(ctx context.Context, arg SaveOutboxPartitionsParams) error {
+	_, err := q.db.Exec(ctx, saveOutboxPartitions, arg.Partitions, arg.NextOffsets)
+	return err
 }
 
 const tryLockRelay = `-- name: TryLockRelay :one
