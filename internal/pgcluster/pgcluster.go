@@ -40,6 +40,8 @@ type Cluster struct {
 	port int
 	cred *syscall.Credential
 	bin  string
+	// settings are the server's command-line options but the port.
+	settings string
 	// lock is held while this process owns dir.
 	lock *os.File
 }
@@ -88,19 +90,17 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	} else if err := c.initdb(ctx); err != nil {
 		return nil, err
 	}
-	settings := "-c listen_addresses=127.0.0.1 -c unix_socket_directories=" + c.sockDir() +
+	c.settings = "-c listen_addresses=127.0.0.1 -c unix_socket_directories=" + c.sockDir() +
 		" -c max_connections=200"
 	if opts.Throwaway {
-		settings += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+		c.settings += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
 	}
 	// A port can be taken between choosing and binding it; try a few.
 	for attempt := 0; ; attempt++ {
 		if c.port, err = freePort(); err != nil {
 			return nil, err
 		}
-		err = c.run(ctx, "pg_ctl", "start", "-w", "-t", "60", "-D", c.dataDir(),
-			"-l", filepath.Join(opts.Dir, "postgres.log"),
-			"-o", settings+" -p "+strconv.Itoa(c.port))
+		err = c.start(ctx)
 		if err == nil || attempt == 2 {
 			break
 		}
@@ -111,6 +111,23 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	started = true
 	return c, nil
 }
+
+func (c *Cluster) start(ctx context.Context) error {
+	return c.run(ctx, "pg_ctl", "start", "-w", "-t", "60", "-D", c.dataDir(),
+		"-l", filepath.Join(c.dir, "postgres.log"),
+		"-o", c.settings+" -p "+strconv.Itoa(c.port))
+}
+
+// Crash stops the server as a crash would (an immediate shutdown): open
+// connections are cut, and the next start recovers from the write-ahead
+// log. The directory stays this process's; Restart starts it again. A
+// Throwaway cluster loses its last commits this way.
+func (c *Cluster) Crash(ctx context.Context) error {
+	return c.run(ctx, "pg_ctl", "stop", "-w", "-m", "immediate", "-D", c.dataDir())
+}
+
+// Restart starts a server that Crash stopped, on the same port.
+func (c *Cluster) Restart(ctx context.Context) error { return c.start(ctx) }
 
 // initdb creates the data directory under a temporary name first, so that
 // an interrupted initdb leaves nothing that looks like a cluster.

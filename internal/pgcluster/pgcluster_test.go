@@ -120,3 +120,31 @@ func execSQL(t *testing.T, url, sql string) error {
 	_, err = conn.Exec(t.Context(), sql)
 	return err
 }
+
+// TestCrashAndRestartKeepTheAddressAndTheData is what the fault tests rely
+// on: a crashed server refuses connections, and once restarted answers on
+// the same URL with every committed row. (A Throwaway cluster would lose
+// the last commits: synchronous_commit is off there.)
+func TestCrashAndRestartKeepTheAddressAndTheData(t *testing.T) {
+	ctx := t.Context()
+	c, err := Start(ctx, Options{Dir: filepath.Join(reachableTempDir(t), "pg")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Stop() })
+	if err := execSQL(t, c.URL("postgres"), "CREATE TABLE kept (v int); INSERT INTO kept VALUES (42)"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Crash(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := execSQL(t, c.URL("postgres"), "SELECT 1"); err == nil {
+		t.Fatal("a crashed server answered")
+	}
+	if err := c.Restart(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := execSQL(t, c.URL("postgres"), "DO $$ BEGIN IF (SELECT v FROM kept) <> 42 THEN RAISE 'lost'; END IF; END $$"); err != nil {
+		t.Fatalf("after the restart: %v", err)
+	}
+}
