@@ -34,6 +34,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/minizon/minizon/internal/envconf"
 	"github.com/minizon/minizon/internal/loadgen"
 	"github.com/minizon/minizon/internal/pgcluster"
 	"github.com/minizon/minizon/services/loms/outbox"
@@ -256,7 +257,7 @@ func (e *env) startLOMS(ctx context.Context, brokers string) error {
 		lomsURL += sep + "pool_max_conns=" + strconv.Itoa(e.cfg.pool)
 	}
 	cmd := exec.Command(e.cfg.lomsBin, "loms")
-	cmd.Env = append(ownEnviron(),
+	cmd.Env = append(envconf.Foreign(os.Environ()),
 		"DATABASE_URL="+lomsURL, "KAFKA_BROKERS="+brokers, "MINIZON_ADDR="+addr, "MINIZON_DEBUG_ADDR="+debug,
 		"LOMS_PAYMENT_TIMEOUT=1h", "MINIZON_SEED=false")
 	cmd.Stdout, cmd.Stderr = logFile, logFile
@@ -282,23 +283,6 @@ func (e *env) stopLOMS() {
 	_ = e.loms.Process.Signal(syscall.SIGTERM)
 	_ = e.loms.Wait()
 	_ = e.lomsLog.Close()
-}
-
-// ownEnviron is this process's environment without the variables that
-// configure miniZON, so that LOMS runs with its defaults whatever the shell
-// that started the harness has set (GOGC and the like pass through).
-func ownEnviron() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		name, _, _ := strings.Cut(kv, "=")
-		switch {
-		case strings.HasPrefix(name, "MINIZON_"), strings.HasPrefix(name, "LOMS_"), strings.HasPrefix(name, "OTEL_"),
-			strings.HasPrefix(name, "KAFKA_"), name == "DATABASE_URL":
-			continue
-		}
-		env = append(env, kv)
-	}
-	return env
 }
 
 // seed gives every sku 1..skus stock in warehouses 1 and 2, far more than a

@@ -291,3 +291,12 @@ func TestNewReadsProcessEnvironment(t *testing.T) {
 		t.Fatalf("Err() = %v, want it to name MINIZON_ENVCONF_TEST_BAD", err)
 	}
 }
+
+func TestForeignDropsOwnVariables(t *testing.T) {
+	got := envconf.Foreign([]string{"PATH=/bin", "MINIZON_ADDR=:1", "DATABASE_URL=postgres://x", "LOMS_PAYMENT_TIMEOUT=1s",
+		"KAFKA_BROKERS=b:9092", "GOGC=200", "PRODUCT_TOKEN=t", "DATABASE_URLS=kept", "OTEL_SERVICE_NAME=x"})
+	want := []string{"PATH=/bin", "GOGC=200", "DATABASE_URLS=kept"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("Foreign = %q, want %q", got, want)
+	}
+}
