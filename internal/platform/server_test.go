@@ -938,6 +938,7 @@ func TestInfraError(t *testing.T) {
 		{"pgx cannot connect", nil, connect.CodeUnavailable, "database is unavailable", "dependency unavailable"},
 		{"connection refused", fmt.Errorf("dial: %w", syscall.ECONNREFUSED), connect.CodeUnavailable, "database is unavailable", "connection refused"},
 		{"connection reset", &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}, connect.CodeUnavailable, "database is unavailable", "connection reset"},
+		{"connection closed mid-reply", fmt.Errorf("create order: COMMIT: %w", io.ErrUnexpectedEOF), connect.CodeUnavailable, "database is unavailable", "unexpected EOF"},
 		{"postgres shutting down", &pgconn.PgError{Code: "57P01", Message: "terminating connection due to administrator command"}, connect.CodeUnavailable, "database is unavailable", "57P01"},
 		{"postgres connection exception", &pgconn.PgError{Code: "08006", Message: "connection failure"}, connect.CodeUnavailable, "database is unavailable", "08006"},
 		{"postgres constraint violation", &pgconn.PgError{Code: "23505", Message: "duplicate key value violates unique constraint"}, connect.CodeInternal, "internal error", "duplicate key"},

@@ -2,6 +2,7 @@ package platform
 
 import (
 	"errors"
+	"io"
 	"net"
 	"strings"
 	"syscall"
@@ -12,7 +13,8 @@ import (
 // isUnavailable reports whether err means a dependency could not be reached
 // or went away, as opposed to a bug: refused or reset connections, a pool
 // that cannot connect, and Postgres shutting down or not accepting
-// connections.
+// connections, and a connection closed in the middle of a reply (Postgres
+// crashed while a pipelined transaction waited for its results).
 func isUnavailable(err error) bool {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
@@ -33,5 +35,6 @@ func isUnavailable(err error) bool {
 		return true
 	}
 	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
-		errors.Is(err, syscall.EPIPE) || errors.Is(err, net.ErrClosed)
+		errors.Is(err, syscall.EPIPE) || errors.Is(err, net.ErrClosed) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF)
 }
