@@ -27,6 +27,11 @@ type Config struct {
 	// RetryBackoffMax caps the wait between retries of a record whose
 	// database write or delivery failed (NOTIFY_RETRY_BACKOFF_MAX).
 	RetryBackoffMax time.Duration
+	// SessionTimeout is how long the group waits for a replica that
+	// stopped heartbeating before its partitions go to the others
+	// (KAFKA_SESSION_TIMEOUT): the longest a killed replica's partitions
+	// stand still. 0 keeps franz-go's default, which is Kafka's.
+	SessionTimeout time.Duration
 }
 
 // Defaults used when a variable is unset.
@@ -34,6 +39,8 @@ const (
 	DefaultWebhookTimeout  = 5 * time.Second
 	DefaultWebhookAttempts = 3
 	DefaultRetryBackoffMax = 30 * time.Second
+	// DefaultSessionTimeout is Kafka's own default.
+	DefaultSessionTimeout = 45 * time.Second
 )
 
 // ReadConfig reads Notifications' variables; errors are collected in env.
@@ -45,6 +52,7 @@ func ReadConfig(env *envconf.Reader) Config {
 		WebhookTimeout:  env.Duration("NOTIFY_WEBHOOK_TIMEOUT", DefaultWebhookTimeout),
 		WebhookAttempts: int(env.Int("NOTIFY_WEBHOOK_ATTEMPTS", DefaultWebhookAttempts, 1, 10)),
 		RetryBackoffMax: env.Duration("NOTIFY_RETRY_BACKOFF_MAX", DefaultRetryBackoffMax),
+		SessionTimeout:  env.Duration("KAFKA_SESSION_TIMEOUT", DefaultSessionTimeout),
 	}
 }
 
@@ -65,6 +73,11 @@ func (c Config) Validate() error {
 	}
 	if c.WebhookTimeout <= 0 || c.RetryBackoffMax <= 0 {
 		errs = append(errs, errors.New("NOTIFY_WEBHOOK_TIMEOUT and NOTIFY_RETRY_BACKOFF_MAX must be positive"))
+	}
+	// Brokers refuse sessions outside their group.min/max.session.timeout.ms
+	// (6s to 30m by default).
+	if c.SessionTimeout != 0 && (c.SessionTimeout < 6*time.Second || c.SessionTimeout > 30*time.Minute) {
+		errs = append(errs, fmt.Errorf("KAFKA_SESSION_TIMEOUT=%s: want between 6s and 30m", c.SessionTimeout))
 	}
 	return errors.Join(errs...)
 }

@@ -64,7 +64,8 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger, tel *telemetry.Tele
 		RetryBackoffMax: cfg.RetryBackoffMax,
 		// A webhook delivery tries WebhookAttempts times, each bounded,
 		// with waits of up to 5s between them.
-		HandleTimeout: (cfg.WebhookTimeout+5*time.Second)*time.Duration(cfg.WebhookAttempts) + 10*time.Second,
+		HandleTimeout:  (cfg.WebhookTimeout+5*time.Second)*time.Duration(cfg.WebhookAttempts) + 10*time.Second,
+		SessionTimeout: cfg.SessionTimeout,
 	}, h.handle, log, tel.Metrics)
 	if err != nil {
 		pool.Close()

@@ -51,6 +51,9 @@ type Config struct {
 	RetryBackoff, RetryBackoffMax time.Duration
 	// HandleTimeout bounds one call of Handler.
 	HandleTimeout time.Duration
+	// SessionTimeout is the group session timeout; 0 keeps franz-go's
+	// (45s). Heartbeats go at a third of it, at most every 3s.
+	SessionTimeout time.Duration
 	// ClientOptions are added to the Kafka client's, for tests.
 	ClientOptions []kgo.Opt
 }
@@ -115,6 +118,10 @@ func New(cfg Config, handle Handler, log *slog.Logger, reg prometheus.Registerer
 		// the wait short.
 		kgo.FetchMaxWait(250 * time.Millisecond),
 	}, cfg.ClientOptions...)
+	if cfg.SessionTimeout > 0 {
+		opts = append(opts, kgo.SessionTimeout(cfg.SessionTimeout),
+			kgo.HeartbeatInterval(min(cfg.SessionTimeout/3, 3*time.Second)))
+	}
 	client, err := kgo.NewClient(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka client: %w", err)
