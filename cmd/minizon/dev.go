@@ -204,5 +204,5 @@ Try it:
     --data '{"sku": 773297411}' %[1]s/minizon.loms.v1.LomsService/Stocks
 
 Press Ctrl+C to stop.
-`, base, brokers, postgres)
+`, base, brokers, pgcluster.Redacted(postgres))
 }

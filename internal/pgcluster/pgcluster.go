@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -52,6 +53,15 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	bin, err := findBinaries()
 	if err != nil {
 		return nil, err
+	}
+	// pg_ctl starts the server through /bin/sh, with -D and -l in double
+	// quotes and -o not quoted at all: a path holding shell syntax would
+	// run as a command, and one holding a space breaks the start.
+	if i := strings.IndexFunc(opts.Dir, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("/._-+,@=:", r))
+	}); i >= 0 {
+		return nil, fmt.Errorf("%q: PostgreSQL's pg_ctl cannot use a data directory whose path holds %q; choose another (MINIZON_DATA_DIR)",
+			opts.Dir, opts.Dir[i:i+1])
 	}
 	c := &Cluster{dir: opts.Dir, bin: bin}
 	// Parents must stay traversable for the postgres user.
@@ -215,10 +225,25 @@ func CreateDatabase(ctx context.Context, serverURL, name, template string) error
 func DatabaseURL(serverURL, name string) (string, error) {
 	u, err := url.Parse(serverURL)
 	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-		return "", fmt.Errorf("database URL %q: want postgres://user@host:port/db", serverURL)
+		return "", fmt.Errorf("database URL %s: want postgres://user@host:port/db", Redacted(serverURL))
 	}
 	u.Path = "/" + name
 	return u.String(), nil
+}
+
+// Redacted is serverURL fit for messages and banners: scheme, user, host and
+// database only, never a password (userinfo or query) or the rest of the
+// query.
+func Redacted(serverURL string) string {
+	u, err := url.Parse(serverURL)
+	if err != nil || u.Scheme == "" || u.Host == "" {
+		return "(not a URL)"
+	}
+	r := url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}
+	if u.User != nil {
+		r.User = url.User(u.User.Username())
+	}
+	return r.String()
 }
 
 // Stop shuts the server down, aborting open connections, and releases the

@@ -184,3 +184,32 @@ func TestSecretsOnARealServer(t *testing.T) {
 		t.Logf("pgpool.Open: %v", err)
 	})
 }
+
+// TestSecretsDataDirIsNotShellCode: pg_ctl starts the server through
+// /bin/sh, with -D and -l inside double quotes and -o not quoted at all, so
+// a data directory (MINIZON_DATA_DIR) holding $(...) ran that command as
+// the server's user. Start must refuse such a directory before it runs
+// anything.
+func TestSecretsDataDirIsNotShellCode(t *testing.T) {
+	base := reachableTempDir(t)
+	// Writable by the postgres user too, so that nothing but quoting keeps
+	// the marker from being created.
+	shared := filepath.Join(base, "shared")
+	if err := os.Mkdir(shared, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(shared, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	marker := filepath.Join(shared, "marker")
+	c, err := Start(t.Context(), Options{Dir: filepath.Join(base, "pg $(touch "+marker+")"), Throwaway: true})
+	if err == nil {
+		_ = c.Stop()
+	}
+	if _, statErr := os.Stat(marker); statErr == nil {
+		t.Fatalf("the data directory's name ran as a command (start: %v)", err)
+	}
+	if err == nil {
+		t.Fatal("a data directory with shell syntax in its name was accepted")
+	}
+}

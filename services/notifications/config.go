@@ -68,7 +68,8 @@ func (c Config) Validate() error {
 	if c.WebhookURL != "" {
 		u, err := url.Parse(c.WebhookURL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			errs = append(errs, fmt.Errorf("NOTIFY_WEBHOOK_URL=%q: want an http:// or https:// URL", c.WebhookURL))
+			// Not quoted: the URL may hold the receiver's credentials.
+			errs = append(errs, errors.New("NOTIFY_WEBHOOK_URL: want an http:// or https:// URL with a host"))
 		}
 	}
 	if c.WebhookTimeout <= 0 || c.RetryBackoffMax <= 0 {

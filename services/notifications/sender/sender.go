@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -135,6 +136,12 @@ func (w *Webhook) post(ctx context.Context, n notification.Notification, body []
 	telemetry.Propagator().Inject(ctx, propagation.HeaderCarrier(req.Header))
 	res, err := w.client.Do(req)
 	if err != nil {
+		// The client's *url.Error quotes the URL, and net/http masks only a
+		// userinfo password: a token in the query would reach the logs.
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			err = uerr.Err
+		}
 		return fmt.Errorf("post to webhook: %w", err)
 	}
 	defer res.Body.Close()
