@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"time"
@@ -45,29 +46,38 @@ type Server struct {
 }
 
 // NewServer returns a server with nothing mounted yet. Zero limits in cfg
-// take their defaults. RPCs are traced through tel and counted on its
-// registry, which /metrics serves; it must be a registry no other server
-// uses.
+// take their defaults (net/http would read a zero timeout as none at all).
+// RPCs are traced through tel and counted on its registry, which /metrics
+// serves; it must be a registry no other server uses.
 func NewServer(cfg Config, log *slog.Logger, tel *telemetry.Telemetry) (*Server, error) {
-	if cfg.MaxBodyBytes <= 0 {
-		cfg.MaxBodyBytes = DefaultMaxBodyBytes
-	}
-	if cfg.ShutdownTimeout <= 0 {
-		cfg.ShutdownTimeout = DefaultShutdownTimeout
-	}
-	if cfg.RequestTimeout <= 0 {
-		cfg.RequestTimeout = DefaultRequestTimeout
-	}
+	cfg.MaxBodyBytes = positiveOr(cfg.MaxBodyBytes, DefaultMaxBodyBytes)
+	cfg.ShutdownTimeout = positiveOr(cfg.ShutdownTimeout, DefaultShutdownTimeout)
+	cfg.RequestTimeout = positiveOr(cfg.RequestTimeout, DefaultRequestTimeout)
+	cfg.ReadHeaderTimeout = positiveOr(cfg.ReadHeaderTimeout, DefaultReadHeaderTimeout)
+	cfg.ReadTimeout = positiveOr(cfg.ReadTimeout, DefaultReadTimeout)
+	cfg.WriteTimeout = positiveOr(cfg.WriteTimeout, DefaultWriteTimeout)
+	cfg.IdleTimeout = positiveOr(cfg.IdleTimeout, DefaultIdleTimeout)
+	cfg.MaxHeaderBytes = positiveOr(cfg.MaxHeaderBytes, DefaultMaxHeaderBytes)
+	cfg.MaxConcurrentStreams = positiveOr(cfg.MaxConcurrentStreams, DefaultMaxConcurrentStreams)
 	interceptors, err := tel.ServerInterceptors()
 	if err != nil {
 		return nil, err
 	}
 	draining, stop := context.WithCancel(context.Background())
-	return &Server{
+	srv := &Server{
 		cfg: cfg, log: log, mux: http.NewServeMux(), health: grpchealth.NewStaticChecker(),
 		draining: draining, stopStreams: stop, tel: tel,
 		interceptors: append(interceptors, newLogInterceptor(log), newDeadlineInterceptor(cfg.RequestTimeout)),
-	}, nil
+	}
+	return srv, nil
+}
+
+// positiveOr returns v, or def when v is unset (not positive).
+func positiveOr[T time.Duration | int | int64](v, def T) T {
+	if v <= 0 {
+		return def
+	}
+	return v
 }
 
 // HandlerOptions are the options every service handler must be built with:
@@ -76,9 +86,22 @@ func NewServer(cfg Config, log *slog.Logger, tel *telemetry.Telemetry) (*Server,
 func (s *Server) HandlerOptions() []connect.HandlerOption {
 	return []connect.HandlerOption{
 		connect.WithInterceptors(s.interceptors...),
+		// After the interceptors, so innermost: a panicking handler becomes
+		// an Internal error that the log line and the metrics see like any
+		// other. The panic's value and stack are logged, never sent.
+		connect.WithRecover(s.recoverPanic),
 		connect.WithReadMaxBytes(int(s.cfg.MaxBodyBytes)),
 		connect.WithCompressMinBytes(compressMinBytes),
 	}
+}
+
+// recoverPanic logs a handler's panic and answers Internal: a panic is a bug
+// here, and Unavailable (what a dropped connection looks like) would invite
+// the caller to retry a call that may have half run.
+func (s *Server) recoverPanic(ctx context.Context, spec connect.Spec, _ http.Header, r any) error {
+	s.log.ErrorContext(ctx, "handler panic", "procedure", spec.Procedure, "panic", fmt.Sprint(r),
+		"stack", string(debug.Stack()))
+	return connect.NewError(connect.CodeInternal, errors.New(internalMessage))
 }
 
 // Mount registers a generated service handler (as returned by
@@ -122,7 +145,7 @@ func (s *Server) Handler() http.Handler {
 		h = cors.New(cors.Options{
 			AllowedOrigins: s.cfg.AllowedOrigins,
 			AllowedMethods: connectcors.AllowedMethods(),
-			AllowedHeaders: connectcors.AllowedHeaders(),
+			AllowedHeaders: s.allowedHeaders(),
 			ExposedHeaders: connectcors.ExposedHeaders(),
 			MaxAge:         7200,
 		}).Handler(h)
@@ -130,10 +153,21 @@ func (s *Server) Handler() http.Handler {
 	return h
 }
 
+// allowedHeaders are the request headers a browser may send cross-origin.
+func (s *Server) allowedHeaders() []string {
+	h := connectcors.AllowedHeaders()
+	return h
+}
+
 // endOnDrain cancels the requests of a streaming handler (reflection,
-// health Watch) when shutdown begins.
+// health Watch) when shutdown begins. Such streams live as long as their
+// client wants, so the read and write timeouts, meant for one request and
+// its answer, are lifted for them: the drain is what ends them.
 func (s *Server) endOnDrain(path string, h http.Handler) (string, http.Handler) {
 	return path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rc := http.NewResponseController(w)
+		_ = rc.SetReadDeadline(time.Time{})
+		_ = rc.SetWriteDeadline(time.Time{})
 		ctx, cancel := context.WithCancel(r.Context())
 		defer cancel()
 		stop := context.AfterFunc(s.draining, cancel)
@@ -162,14 +196,15 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{
 		Handler:   s.Handler(),
 		Protocols: protocols,
-		// Slow or idle clients must not hold connections forever.
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
+		// Slow, idle or greedy clients must not hold connections, handlers
+		// or memory forever; Config says why each limit is what it is.
+		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
+		ReadTimeout:       s.cfg.ReadTimeout,
+		WriteTimeout:      s.cfg.WriteTimeout,
+		IdleTimeout:       s.cfg.IdleTimeout,
+		MaxHeaderBytes:    s.cfg.MaxHeaderBytes,
 		HTTP2: &http.HTTP2Config{
-			MaxConcurrentStreams: 250,
+			MaxConcurrentStreams: s.cfg.MaxConcurrentStreams,
 		},
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
