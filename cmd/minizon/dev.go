@@ -137,6 +137,11 @@ func runDev(ctx context.Context, pcfg platform.Config, cfg devConfig, log *slog.
 	if ccfg.Products.Token == "" {
 		ccfg.Products.Token = prcfg.Tokens[0]
 	}
+	// Off unless MINIZON_AUTH_TOKENS is set; then Checkout's calls to the
+	// LOMS beside it carry the first token.
+	if ccfg.LOMS.AuthToken == "" && len(pcfg.AuthTokens) > 0 {
+		ccfg.LOMS.AuthToken = pcfg.AuthTokens[0]
+	}
 
 	ncfg := cfg.notifications
 	ncfg.DatabaseURL = urls["notifications"]

@@ -23,6 +23,11 @@ type Config struct {
 	// (MINIZON_CORS_ORIGINS, comma-separated; "*" allows any origin, without
 	// credentials). Empty: same-origin only.
 	AllowedOrigins []string
+	// AuthTokens, when set, are the bearer tokens accepted on the RPCs
+	// that change state, those not marked NO_SIDE_EFFECTS
+	// (MINIZON_AUTH_TOKENS, comma-separated: several, to rotate one
+	// without downtime). Empty: no authentication, as in `minizon dev`.
+	AuthTokens []string
 	// MaxBodyBytes caps a request body and a decompressed message
 	// (MINIZON_MAX_BODY_BYTES).
 	MaxBodyBytes int64
@@ -98,6 +103,8 @@ const (
 	DefaultMaxBodyBytes    = 1 << 20
 	DefaultShutdownTimeout = 15 * time.Second
 	DefaultRequestTimeout  = 30 * time.Second
+	// MinAuthTokenLen keeps guessable tokens out: 16 random characters.
+	MinAuthTokenLen = 16
 
 	DefaultReadHeaderTimeout = 5 * time.Second
 	DefaultReadTimeout       = 30 * time.Second
@@ -114,6 +121,7 @@ func ReadConfig(env *envconf.Reader) Config {
 	cfg := Config{
 		Addr:            env.String("MINIZON_ADDR", DefaultAddr),
 		AllowedOrigins:  env.List("MINIZON_CORS_ORIGINS", nil),
+		AuthTokens:      env.List("MINIZON_AUTH_TOKENS", nil),
 		MaxBodyBytes:    env.Int("MINIZON_MAX_BODY_BYTES", DefaultMaxBodyBytes, 1024, 64<<20),
 		ShutdownDelay:   env.Duration("MINIZON_SHUTDOWN_DELAY", 0),
 		ShutdownTimeout: env.Duration("MINIZON_SHUTDOWN_TIMEOUT", DefaultShutdownTimeout),
@@ -152,6 +160,12 @@ func (c Config) Validate() error {
 		// would let https://evilshop.example in.
 		if o != "*" && strings.Contains(o, "*") {
 			return fmt.Errorf("MINIZON_CORS_ORIGINS: %q: list origins exactly; * is allowed only alone", o)
+		}
+	}
+	for i, t := range c.AuthTokens {
+		// Not quoted: it is a secret.
+		if len(t) < MinAuthTokenLen || strings.ContainsAny(t, " \t\r\n") {
+			return fmt.Errorf("MINIZON_AUTH_TOKENS: token %d must be at least %d characters, without spaces", i+1, MinAuthTokenLen)
 		}
 	}
 	// Zero would mean no limit at all to net/http (or, for the header and

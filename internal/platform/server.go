@@ -69,6 +69,11 @@ func NewServer(cfg Config, log *slog.Logger, tel *telemetry.Telemetry) (*Server,
 		draining: draining, stopStreams: stop, tel: tel,
 		interceptors: append(interceptors, newLogInterceptor(log), newDeadlineInterceptor(cfg.RequestTimeout)),
 	}
+	// After the log line, so that refused calls are logged (without the
+	// token) and counted.
+	if auth := newBearerAuth(cfg.AuthTokens); auth != nil {
+		srv.interceptors = append(srv.interceptors, auth)
+	}
 	return srv, nil
 }
 
@@ -153,9 +158,13 @@ func (s *Server) Handler() http.Handler {
 	return h
 }
 
-// allowedHeaders are the request headers a browser may send cross-origin.
+// allowedHeaders are the request headers a browser may send cross-origin:
+// Connect's, and Authorization when RPCs ask for a bearer token.
 func (s *Server) allowedHeaders() []string {
 	h := connectcors.AllowedHeaders()
+	if len(s.cfg.AuthTokens) > 0 {
+		h = append(h, "Authorization")
+	}
 	return h
 }
 

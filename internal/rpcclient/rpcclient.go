@@ -40,6 +40,9 @@ type Config struct {
 	// IdleConns is how many idle connections are kept for reuse; 0 means
 	// 64. An HTTP/1.1 caller needs one per call in flight, or it redials.
 	IdleConns int
+	// AuthToken, when set, is sent as a bearer token on every call, for a
+	// dependency whose mutating RPCs ask for one.
+	AuthToken string
 }
 
 // ReadConfig reads <prefix>_ADDR, <prefix>_PROTOCOL and <prefix>_TIMEOUT.
@@ -164,6 +167,9 @@ func New(name string, cfg Config, log *slog.Logger, tel *telemetry.Telemetry) (*
 	if err != nil {
 		return nil, err
 	}
+	if cfg.AuthToken != "" {
+		interceptors = append(interceptors, BearerToken(cfg.AuthToken))
+	}
 	opts := []connect.ClientOption{connect.WithCompressMinBytes(compressMinBytes), connect.WithInterceptors(interceptors...)}
 	switch protocol {
 	case ProtocolGRPC:
@@ -225,3 +231,17 @@ func (d *Dependency) Log() *slog.Logger { return d.log }
 
 // Close releases idle connections.
 func (d *Dependency) Close() { d.HTTP.CloseIdleConnections() }
+
+// BearerToken is a client interceptor sending token as a bearer token on
+// every unary call.
+func BearerToken(token string) connect.Interceptor {
+	header := "Bearer " + token
+	return connect.UnaryInterceptorFunc(func(next connect.UnaryFunc) connect.UnaryFunc {
+		return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+			if req.Spec().IsClient {
+				req.Header().Set("Authorization", header)
+			}
+			return next(ctx, req)
+		}
+	})
+}

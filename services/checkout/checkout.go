@@ -26,7 +26,9 @@ import (
 type Config struct {
 	// DatabaseURL is Checkout's own database (DATABASE_URL).
 	DatabaseURL string
-	// LOMS is where LOMS is (LOMS_ADDR, LOMS_PROTOCOL, LOMS_TIMEOUT).
+	// LOMS is where LOMS is (LOMS_ADDR, LOMS_PROTOCOL, LOMS_TIMEOUT), and
+	// the bearer token Purchase's CreateOrder carries when LOMS asks for
+	// one (LOMS_AUTH_TOKEN).
 	LOMS rpcclient.Config
 	// Product is where ProductService is (PRODUCT_ADDR, PRODUCT_PROTOCOL,
 	// PRODUCT_TIMEOUT).
@@ -49,11 +51,13 @@ const (
 // dependencies are spoken to over gRPC unless configured otherwise, as the
 // original ProductService speaks nothing else.
 func ReadConfig(env *envconf.Reader) Config {
+	lomsCfg := rpcclient.ReadConfig(env, "LOMS", rpcclient.Config{
+		Protocol: rpcclient.ProtocolGRPC, Timeout: DefaultLOMSTimeout,
+	})
+	lomsCfg.AuthToken = env.String("LOMS_AUTH_TOKEN", "")
 	return Config{
 		DatabaseURL: env.String("DATABASE_URL", ""),
-		LOMS: rpcclient.ReadConfig(env, "LOMS", rpcclient.Config{
-			Protocol: rpcclient.ProtocolGRPC, Timeout: DefaultLOMSTimeout,
-		}),
+		LOMS:        lomsCfg,
 		Product: rpcclient.ReadConfig(env, "PRODUCT", rpcclient.Config{
 			Protocol: rpcclient.ProtocolGRPC, Timeout: DefaultProductTimeout,
 		}),

@@ -64,14 +64,24 @@ type system struct {
 	lomsAddr  string
 	prodAddr  string
 	cartDBURL string
+	// authToken, when set, is what LOMS's and Checkout's mutating RPCs
+	// ask for, and what Checkout sends LOMS.
+	authToken string
 }
 
 // stock: sku 1001 has 10 units over two warehouses, 2002 has 1, skus
 // 3000..3049 have 100 each; every one of them is in the catalog.
 func start(t testing.TB) *system {
 	t.Helper()
+	return startWithAuth(t, "")
+}
+
+// startWithAuth is start with bearer-token authentication on, unless
+// token is "".
+func startWithAuth(t testing.TB, token string) *system {
+	t.Helper()
 	f := &faults{}
-	sys := &system{faults: f}
+	sys := &system{faults: f, authToken: token}
 	migrated := func(name string) string {
 		return pg.NewDatabase(t, name, func(ctx context.Context, url string) error { return migrate.Up(ctx, url, name) })
 	}
@@ -96,7 +106,7 @@ func start(t testing.TB) *system {
 	if _, err := lapp.Seed(t.Context(), stocks); err != nil {
 		t.Fatal(err)
 	}
-	lsrv := rpctest.NewServer(t, platform.Config{MaxBodyBytes: 1 << 20}, quiet)
+	lsrv := rpctest.NewServer(t, sys.platformConfig(), quiet)
 	lapp.Mount(lsrv)
 	sys.lomsAddr = rpctest.Serve(t, f.lomsFaults(lsrv.Handler()))
 
@@ -139,8 +149,9 @@ func (s *system) startCheckoutWith(t testing.TB, dbURL string, cacheTTL time.Dur
 	t.Helper()
 	cfg := checkout.Config{
 		DatabaseURL: dbURL,
-		LOMS:        rpcclient.Config{Addr: s.lomsAddr, Protocol: rpcclient.ProtocolGRPC, Timeout: 2 * time.Second},
-		Product:     rpcclient.Config{Addr: s.prodAddr, Protocol: rpcclient.ProtocolGRPC, Timeout: 2 * time.Second},
+		LOMS: rpcclient.Config{Addr: s.lomsAddr, Protocol: rpcclient.ProtocolGRPC, Timeout: 2 * time.Second,
+			AuthToken: s.authToken},
+		Product: rpcclient.Config{Addr: s.prodAddr, Protocol: rpcclient.ProtocolGRPC, Timeout: 2 * time.Second},
 		Products: products.Config{Token: "testtoken", Concurrency: checkout.DefaultProductConcurrency,
 			CacheTTL: cacheTTL, CacheSize: 1000},
 	}
@@ -149,9 +160,17 @@ func (s *system) startCheckoutWith(t testing.TB, dbURL string, cacheTTL time.Dur
 		t.Fatal(err)
 	}
 	t.Cleanup(app.Close)
-	srv := rpctest.NewServer(t, platform.Config{MaxBodyBytes: 1 << 20}, quiet)
+	srv := rpctest.NewServer(t, s.platformConfig(), quiet)
 	app.Mount(srv)
 	return "http://" + rpctest.Serve(t, srv.Handler())
+}
+
+func (s *system) platformConfig() platform.Config {
+	cfg := platform.Config{MaxBodyBytes: 1 << 20}
+	if s.authToken != "" {
+		cfg.AuthTokens = []string{s.authToken}
+	}
+	return cfg
 }
 
 func newPool(t testing.TB, url string) *pgxpool.Pool {
