@@ -138,22 +138,39 @@ func (c *Client) Product(ctx context.Context, sku uint32) (cart.Product, error) 
 				fctx, cancel = context.WithDeadline(fctx, dl)
 				defer cancel()
 			}
-			return c.fetch(fctx, sku)
+			p, err := c.fetch(fctx, sku)
+			if err != nil && fctx.Err() != nil {
+				err = &starterDeadlineError{err}
+			}
+			return p, err
 		})
 		select {
 		case r := <-ch:
 			if r.Err == nil {
 				return r.Val.(cart.Product), nil
 			}
-			if attempt == 0 && connect.CodeOf(r.Err) == connect.CodeDeadlineExceeded && !deadlinePassed(ctx) {
+			var sd *starterDeadlineError
+			if !errors.As(r.Err, &sd) {
+				return cart.Product{}, r.Err
+			}
+			if attempt == 0 && !deadlinePassed(ctx) {
 				continue
 			}
-			return cart.Product{}, r.Err
+			return cart.Product{}, sd.err
 		case <-ctx.Done():
 			return cart.Product{}, c.dep.Error(ctx, ctx.Err())
 		}
 	}
 }
+
+// starterDeadlineError is the failure of a shared call that ran out of the
+// deadline of the caller that started it, rather than out of the timeout:
+// only then may a caller with time left try again, as a second call under
+// the same timeout would fail the same way.
+type starterDeadlineError struct{ err error }
+
+func (e *starterDeadlineError) Error() string { return e.err.Error() }
+func (e *starterDeadlineError) Unwrap() error { return e.err }
 
 // deadlinePassed tells whether ctx is done or its deadline has come. The
 // second matters right at the deadline: the shared call's own timer for the
