@@ -37,7 +37,10 @@ type Notification struct {
 // ErrInvalid marks an event that cannot become a notification.
 var ErrInvalid = errors.New("invalid order event")
 
-// Validate checks what a notification needs.
+// Validate checks what a notification needs, and that it describes an
+// event LOMS could have written. What it rejects goes to the dead-letter
+// topic; what it lets through must be recordable, or the record would be
+// retried forever.
 func (n Notification) Validate() error {
 	switch {
 	case n.EventID == uuid.Nil:
@@ -49,6 +52,17 @@ func (n Notification) Validate() error {
 	}
 	if _, ok := phrases[n.Status]; !ok {
 		return fmt.Errorf("%w: unknown status %q", ErrInvalid, n.Status)
+	}
+	if _, ok := phrases[n.Previous]; n.Previous != "" && !ok {
+		return fmt.Errorf("%w: unknown previous_status %q", ErrInvalid, n.Previous)
+	}
+	// Protobuf's Timestamp spans years 1 to 9999. A time beyond is no time
+	// LOMS wrote, and the store cannot keep all of them: Postgres refuses
+	// years before 4713 BC (the record would be retried forever), and the
+	// encoding of times after about 294,000 AD overflows and stores a wrong
+	// one.
+	if y := n.OccurredAt.UTC().Year(); y < 1 || y > 9999 {
+		return fmt.Errorf("%w: occurred_at %s is outside years 1 to 9999", ErrInvalid, n.OccurredAt.UTC().Format(time.RFC3339Nano))
 	}
 	return nil
 }

@@ -1,0 +1,267 @@
+package loms_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	lomsv1 "github.com/minizon/minizon/gen/minizon/loms/v1"
+	"github.com/minizon/minizon/gen/minizon/loms/v1/lomsv1connect"
+	"github.com/minizon/minizon/internal/platform"
+	"github.com/minizon/minizon/internal/rpctest"
+	"github.com/minizon/minizon/services/loms"
+	"github.com/minizon/minizon/services/loms/order"
+)
+
+// fuzzOrders is an order.Repository without storage, so that the handlers
+// can be fuzzed without a database. Its answers follow from the request:
+// stock covers every order; Get knows the odd ids; Update knows the ids
+// not divisible by 7, with a status and payment window that follow from
+// the id.
+type fuzzOrders struct{}
+
+func (fuzzOrders) Create(_ context.Context, o *order.Order, _ string, reserve func([]order.Stock) ([]order.Reservation, error)) (*order.Order, error) {
+	stocks := make([]order.Stock, len(o.Items))
+	for i, it := range o.Items {
+		stocks[i] = order.Stock{SKU: it.SKU, Warehouse: 1, Total: uint64(it.Count)}
+	}
+	if _, err := reserve(stocks); err != nil {
+		return nil, err
+	}
+	o.ID = 1
+	return o, nil
+}
+
+func (fuzzOrders) Get(_ context.Context, id int64) (*order.Order, error) {
+	if id%2 == 0 {
+		return nil, order.ErrNotFound
+	}
+	return &order.Order{ID: id, User: 1, Status: order.StatusAwaitingPayment, Items: []order.Item{{SKU: 1, Count: 1}}}, nil
+}
+
+func (fuzzOrders) Update(_ context.Context, id int64, fn func(*order.Order) error) error {
+	if id%7 == 0 {
+		return order.ErrNotFound
+	}
+	payBy := time.Now().Add(time.Hour)
+	if id%3 == 0 {
+		payBy = time.Now().Add(-time.Hour)
+	}
+	return fn(&order.Order{ID: id, User: 1, Status: order.Status(1 + id%5), PayBy: payBy})
+}
+
+func (fuzzOrders) UpdateExpired(context.Context, time.Time, int, func(*order.Order) error) (int, error) {
+	return 0, nil
+}
+
+func (fuzzOrders) Available(_ context.Context, sku uint32) ([]order.Availability, error) {
+	return []order.Availability{{Warehouse: 1, Count: uint64(sku)}}, nil
+}
+
+// fuzzContentTypes are the Connect codecs every fuzzed body is sent with.
+var fuzzContentTypes = []string{"application/proto", "application/json"}
+
+// fuzzCall posts body to procedure over the Connect protocol and returns
+// the answer's code ("ok" for success) and error message.
+func fuzzCall(t *testing.T, h http.Handler, procedure, contentType string, body []byte) (string, string) {
+	t.Helper()
+	req := httptest.NewRequest(http.MethodPost, procedure, bytes.NewReader(body))
+	req.Header.Set("Content-Type", contentType)
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Code == http.StatusOK {
+		return "ok", ""
+	}
+	var e struct{ Code, Message string }
+	if err := json.Unmarshal(rec.Body.Bytes(), &e); err != nil || e.Code == "" {
+		t.Fatalf("%s %s: HTTP %d with body %q", procedure, contentType, rec.Code, rec.Body.String())
+	}
+	return e.Code, e.Message
+}
+
+// fuzzDecode decodes body as the codec of contentType does, into m; it
+// reports whether that worked.
+func fuzzDecode(contentType string, body []byte, m proto.Message) bool {
+	if contentType == "application/proto" {
+		return proto.Unmarshal(body, m) == nil
+	}
+	return len(body) > 0 && (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(body, m) == nil
+}
+
+// createOrderProblem is the field the contract rejects a CreateOrder
+// request on, the first one in request order; "" for a valid request.
+func createOrderProblem(req *lomsv1.CreateOrderRequest) string {
+	if req.GetUser() <= 0 {
+		return "user"
+	}
+	if n := len(req.GetItems()); n == 0 || n > 1000 {
+		return "items"
+	}
+	totals := map[uint32]uint64{}
+	for i, it := range req.GetItems() {
+		switch {
+		case it.GetSku() == 0:
+			return fmt.Sprintf("items[%d].sku", i)
+		case it.GetCount() == 0 || it.GetCount() > 65535:
+			return fmt.Sprintf("items[%d].count", i)
+		}
+		if totals[it.GetSku()] += uint64(it.GetCount()); totals[it.GetSku()] > 65535 {
+			return fmt.Sprintf("items[%d].count", i)
+		}
+	}
+	if key := req.GetIdempotencyKey(); len(key) > 128 || strings.ContainsRune(key, 0) {
+		return "idempotency_key"
+	}
+	return ""
+}
+
+// FuzzLomsService sends arbitrary bodies, as binary and as JSON, to every
+// LomsService RPC through the real handler tree (codecs, interceptors,
+// Server, order.Service, error mapping) over a repository without storage.
+// No answer is ever Internal or Unknown: a body that does not decode is
+// invalid_argument; a decoded request is invalid_argument with a message
+// naming the field exactly when the contract rejects it (ids and skus 0 or
+// less, bad items, a bad idempotency key), and otherwise gets one of the
+// RPC's documented outcomes.
+func FuzzLomsService(f *testing.F) {
+	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
+	srv := rpctest.NewServer(f, platform.Config{}, log)
+	path, h := lomsv1connect.NewLomsServiceHandler(loms.NewServer(order.NewService(fuzzOrders{}, time.Minute, time.Now), log), srv.HandlerOptions()...)
+	srv.Mount(lomsv1connect.LomsServiceName, path, h)
+	handler := srv.Handler()
+
+	seed := func(rpc uint8, m proto.Message) {
+		b, err := proto.Marshal(m)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(rpc, b)
+	}
+	for _, req := range []*lomsv1.CreateOrderRequest{
+		{User: 1, Items: []*lomsv1.OrderItem{{Sku: 773297411, Count: 2}}, IdempotencyKey: "k"},
+		{User: 1, Items: []*lomsv1.OrderItem{{Sku: 5, Count: 65000}, {Sku: 2, Count: 1}, {Sku: 5, Count: 535}}},
+		{User: 1, Items: []*lomsv1.OrderItem{{Sku: 5, Count: 65535}, {Sku: 5, Count: 1}}},
+		{User: 1, Items: []*lomsv1.OrderItem{{Sku: 0, Count: 1}}},
+		{User: 1, Items: []*lomsv1.OrderItem{{Sku: 1, Count: 65536}}},
+		{User: 0, Items: []*lomsv1.OrderItem{{Sku: 1, Count: 1}}},
+		{User: 1},
+		{User: 1, Items: []*lomsv1.OrderItem{{Sku: 1, Count: 1}}, IdempotencyKey: strings.Repeat("k", 129)},
+		{User: 1, Items: []*lomsv1.OrderItem{{Sku: 1, Count: 1}}, IdempotencyKey: "a\x00b"},
+	} {
+		seed(0, req)
+	}
+	for _, id := range []int64{1, 2, 3, 7, 15, 0, -1, math.MaxInt64} {
+		seed(1, &lomsv1.ListOrderRequest{OrderId: id})
+		seed(2, &lomsv1.OrderPayedRequest{OrderId: id})
+		seed(3, &lomsv1.CancelOrderRequest{OrderId: id})
+	}
+	for _, sku := range []uint32{0, 1, math.MaxUint32} {
+		seed(4, &lomsv1.StocksRequest{Sku: sku})
+	}
+	for _, s := range []string{
+		`{"user":"1","items":[{"sku":1,"count":2}],"idempotencyKey":"k"}`,
+		`{"user":1,"items":[{"sku":1,"count":65536}],"unknown":{}}`,
+		`{"user":`, `null`, `[]`, `{"items":[{"sku":"x"}]}`, `{"user":1e3}`,
+	} {
+		f.Add(uint8(0), []byte(s))
+	}
+	f.Add(uint8(2), []byte(`{"orderId":"15"}`))
+	f.Add(uint8(4), []byte(`{"sku":-1}`))
+
+	f.Fuzz(func(t *testing.T, rpc uint8, body []byte) {
+		for _, ct := range fuzzContentTypes {
+			var (
+				procedure string
+				msg       proto.Message
+				problem   func() string
+				outcomes  func() []string
+			)
+			switch rpc % 5 {
+			case 0:
+				req := new(lomsv1.CreateOrderRequest)
+				procedure, msg = lomsv1connect.LomsServiceCreateOrderProcedure, req
+				problem = func() string { return createOrderProblem(req) }
+				outcomes = func() []string { return []string{"ok"} }
+			case 1:
+				req := new(lomsv1.ListOrderRequest)
+				procedure, msg = lomsv1connect.LomsServiceListOrderProcedure, req
+				problem = func() string { return idProblem(req.GetOrderId()) }
+				outcomes = func() []string {
+					if req.GetOrderId()%2 == 0 {
+						return []string{"not_found"}
+					}
+					return []string{"ok"}
+				}
+			case 2, 3:
+				var id func() int64
+				if rpc%5 == 2 {
+					req := new(lomsv1.OrderPayedRequest)
+					procedure, msg, id = lomsv1connect.LomsServiceOrderPayedProcedure, req, req.GetOrderId
+				} else {
+					req := new(lomsv1.CancelOrderRequest)
+					procedure, msg, id = lomsv1connect.LomsServiceCancelOrderProcedure, req, req.GetOrderId
+				}
+				problem = func() string { return idProblem(id()) }
+				outcomes = func() []string { return []string{"ok", "not_found", "failed_precondition"} }
+			case 4:
+				req := new(lomsv1.StocksRequest)
+				procedure, msg = lomsv1connect.LomsServiceStocksProcedure, req
+				problem = func() string {
+					if req.GetSku() == 0 {
+						return "sku"
+					}
+					return ""
+				}
+				outcomes = func() []string { return []string{"ok"} }
+			}
+			code, message := fuzzCall(t, handler, procedure, ct, body)
+			checkOutcome(t, procedure, ct, fuzzDecode(ct, body, msg), problem, outcomes, code, message)
+		}
+	})
+}
+
+func idProblem(id int64) string {
+	if id <= 0 {
+		return "order_id"
+	}
+	return ""
+}
+
+// checkOutcome fails unless code and message are what the contract gives
+// the request: invalid_argument for a body that did not decode or a
+// request with a problem (the message naming the field), one of outcomes
+// otherwise.
+func checkOutcome(t *testing.T, procedure, ct string, decoded bool, problem func() string, outcomes func() []string, code, message string) {
+	t.Helper()
+	if code == "internal" || code == "unknown" {
+		t.Fatalf("%s %s: %s: %s", procedure, ct, code, message)
+	}
+	if !decoded {
+		if code != "invalid_argument" {
+			t.Fatalf("%s %s: undecodable body answered %s: %s", procedure, ct, code, message)
+		}
+		return
+	}
+	if field := problem(); field != "" {
+		if code != "invalid_argument" || !strings.HasPrefix(message, field+": ") {
+			t.Fatalf("%s %s: request bad in %s answered %s: %s", procedure, ct, field, code, message)
+		}
+		return
+	}
+	if !slices.Contains(outcomes(), code) {
+		t.Fatalf("%s %s: valid request answered %s: %s, want one of %v", procedure, ct, code, message, outcomes())
+	}
+}
