@@ -2,6 +2,11 @@ module github.com/minizon/minizon
 
 go 1.26.0
 
+// The toolchain CI builds and tests with: earlier go1.26 releases have
+// known vulnerabilities in reachable net/http, crypto/tls and crypto/x509
+// paths (govulncheck, .ci/vulncheck).
+toolchain go1.26.11
+
 tool (
 	connectrpc.com/connect/cmd/protoc-gen-connect-go
 	google.golang.org/protobuf/cmd/protoc-gen-go
