@@ -50,7 +50,8 @@ func runBench(ctx context.Context, args []string, out, progress io.Writer) error
 	settle := fs.String("settle", loadgen.SettleMix, "create-order: `mode` mix (pay one, cancel the next), pay, cancel or none")
 	skus := fs.String("skus", "catalog", "skus to pick from: `list`: catalog (the demo catalog minizon dev seeds), a range 1-10000 or a list 1,2,3")
 	timeout := fs.Duration("timeout", 10*time.Second, "deadline of each call")
-	authToken := fs.String("auth-token", os.Getenv("MINIZON_AUTH_TOKEN"), "bearer `token` for the RPCs that change state, when the services ask for one (default $MINIZON_AUTH_TOKEN)")
+	// The default is not the flag's: PrintDefaults would show the secret.
+	authToken := fs.String("auth-token", "", "bearer `token` for the RPCs that change state, when the services ask for one (default $MINIZON_AUTH_TOKEN)")
 	asJSON := fs.Bool("json", false, "print the summary as JSON")
 	failOnError := fs.Bool("fail-on-error", false, "exit 1 if any call failed (for scripts and CI)")
 	fs.Usage = func() {
@@ -84,7 +85,7 @@ func runBench(ctx context.Context, args []string, out, progress io.Writer) error
 	}
 	dial := func(name, a string) (*rpcclient.Dependency, error) {
 		return rpcclient.New(name, rpcclient.Config{Addr: cmp.Or(a, *addr), Protocol: *protocol, Timeout: *timeout,
-			IdleConns: *concurrency, AuthToken: *authToken}, slog.New(slog.DiscardHandler), telemetry.Nop())
+			IdleConns: *concurrency, AuthToken: cmp.Or(*authToken, os.Getenv("MINIZON_AUTH_TOKEN"))}, slog.New(slog.DiscardHandler), telemetry.Nop())
 	}
 	loms, err := dial("LOMS", *lomsAddr)
 	if err != nil {

@@ -279,3 +279,19 @@ func TestBenchParseSKUs(t *testing.T) {
 
 // head is the start of a long sku list, for messages.
 func head(skus []uint32) []uint32 { return skus[:min(len(skus), 5)] }
+
+// TestBenchHelpHidesTheToken: the usage names where the token comes from,
+// never the token itself.
+func TestBenchHelpHidesTheToken(t *testing.T) {
+	t.Setenv("MINIZON_AUTH_TOKEN", "bench-secret-Zq9-0123456789")
+	var out strings.Builder
+	if err := runBench(t.Context(), []string{"-h"}, &out, io.Discard); err != nil {
+		t.Fatalf("-h: %v", err)
+	}
+	if !strings.Contains(out.String(), "-auth-token") {
+		t.Error("usage does not list -auth-token")
+	}
+	if strings.Contains(out.String(), "Zq9") {
+		t.Errorf("usage shows the token:\n%s", out.String())
+	}
+}
