@@ -75,10 +75,11 @@ func (c Config) Validate() error {
 	if c.WebhookTimeout <= 0 || c.RetryBackoffMax <= 0 {
 		errs = append(errs, errors.New("NOTIFY_WEBHOOK_TIMEOUT and NOTIFY_RETRY_BACKOFF_MAX must be positive"))
 	}
-	// Brokers refuse sessions outside their group.min/max.session.timeout.ms
-	// (6s to 30m by default).
-	if c.SessionTimeout != 0 && (c.SessionTimeout < 6*time.Second || c.SessionTimeout > 30*time.Minute) {
-		errs = append(errs, fmt.Errorf("KAFKA_SESSION_TIMEOUT=%s: want between 6s and 30m", c.SessionTimeout))
+	// Brokers refuse sessions outside their bounds: Kafka's
+	// group.min/max.session.timeout.ms are 6s and 30m by default,
+	// Redpanda's group_max_session_timeout_ms 5m.
+	if c.SessionTimeout != 0 && (c.SessionTimeout < 6*time.Second || c.SessionTimeout > 5*time.Minute) {
+		errs = append(errs, fmt.Errorf("KAFKA_SESSION_TIMEOUT=%s: want between 6s and 5m", c.SessionTimeout))
 	}
 	return errors.Join(errs...)
 }
