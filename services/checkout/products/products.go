@@ -139,8 +139,10 @@ func (c *Client) Product(ctx context.Context, sku uint32) (cart.Product, error) 
 				defer cancel()
 			}
 			p, err := c.fetch(fctx, sku)
-			if err != nil && fctx.Err() != nil {
-				err = &starterDeadlineError{err}
+			var sd *starterDeadlineError
+			if err != nil && fctx.Err() != nil && !errors.As(err, &sd) {
+				dl, _ := ctx.Deadline()
+				err = &starterDeadlineError{err: err, deadline: dl}
 			}
 			return p, err
 		})
@@ -153,7 +155,10 @@ func (c *Client) Product(ctx context.Context, sku uint32) (cart.Product, error) 
 			if !errors.As(r.Err, &sd) {
 				return cart.Product{}, r.Err
 			}
-			if attempt == 0 && !deadlinePassed(ctx) {
+			// Only a caller with more time than the starter had tries again
+			// (a shared call it joins next may be another short one: a few
+			// times at most).
+			if attempt < 3 && !deadlinePassed(ctx) && outlasts(ctx, sd.deadline) {
 				continue
 			}
 			return cart.Product{}, sd.err
@@ -167,7 +172,17 @@ func (c *Client) Product(ctx context.Context, sku uint32) (cart.Product, error) 
 // deadline of the caller that started it, rather than out of the timeout:
 // only then may a caller with time left try again, as a second call under
 // the same timeout would fail the same way.
-type starterDeadlineError struct{ err error }
+type starterDeadlineError struct {
+	err error
+	// deadline is the starter's.
+	deadline time.Time
+}
+
+// outlasts tells whether ctx's deadline is later than d (or it has none).
+func outlasts(ctx context.Context, d time.Time) bool {
+	dl, ok := ctx.Deadline()
+	return !ok || dl.After(d)
+}
 
 func (e *starterDeadlineError) Error() string { return e.err.Error() }
 func (e *starterDeadlineError) Unwrap() error { return e.err }
@@ -194,8 +209,16 @@ func (c *Client) fetch(ctx context.Context, sku uint32) (cart.Product, error) {
 	if c.limiter != nil {
 		if err := c.limiter.Wait(cctx); err != nil {
 			// Wait fails at once when the deadline would pass first.
-			return cart.Product{}, connect.NewError(connect.CodeDeadlineExceeded,
-				fmt.Errorf("%s rate limit (%d/s) leaves no time before the deadline", c.dep.Name, c.cfg.RPS))
+			err := error(connect.NewError(connect.CodeDeadlineExceeded,
+				fmt.Errorf("%s rate limit (%d/s) leaves no time before the deadline", c.dep.Name, c.cfg.RPS)))
+			// When that deadline is the caller's own, not the cap, a
+			// caller sharing this lookup with more time may try again.
+			if dl, ok := ctx.Deadline(); ok {
+				if capped, _ := cctx.Deadline(); !dl.After(capped) {
+					err = &starterDeadlineError{err: err, deadline: dl}
+				}
+			}
+			return cart.Product{}, err
 		}
 	}
 	res, err := c.rpc.GetProduct(cctx, &product.GetProductRequest{Token: c.cfg.Token, Sku: sku})

@@ -343,6 +343,36 @@ func TestCallsCarryTheDeadline(t *testing.T) {
 
 // A caller that joined a shared call whose starter had less time left than
 // it does is not failed by the starter's deadline: it tries again on its own.
+// TestJoinerOutlivesTheStartersDeadlineUnderTheRateLimit: the rate limiter
+// refuses at once a wait that would pass the starter's short deadline; a
+// joiner with time to wait must still get its product.
+func TestJoinerOutlivesTheStartersDeadlineUnderTheRateLimit(t *testing.T) {
+	t.Parallel()
+	_, addr := startCatalog(t, 0)
+	c := newClient(t, addr, 5*time.Second, products.Config{Concurrency: 8, RPS: 2})
+	// Take the limiter's burst, so that the next call waits about 500ms.
+	if _, err := c.Product(t.Context(), 1); err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	defer cancel()
+	first := make(chan error, 1)
+	joined := make(chan struct{})
+	go func() {
+		close(joined)
+		_, err := c.Product(short, 9)
+		first <- err
+	}()
+	<-joined
+	p, err := c.Product(t.Context(), 9)
+	if err != nil || p.Price != 90 {
+		t.Fatalf("joiner with time to spare: %+v, %v", p, err)
+	}
+	if err := <-first; connect.CodeOf(err) != connect.CodeDeadlineExceeded {
+		t.Fatalf("starter with 100ms: %v, want deadline_exceeded", err)
+	}
+}
+
 func TestJoinerOutlivesTheStartersDeadline(t *testing.T) {
 	t.Parallel()
 	cat, addr := startCatalog(t, 300*time.Millisecond)
