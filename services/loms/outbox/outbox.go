@@ -68,7 +68,8 @@ type Published struct {
 	// Found are the ids of unsent events, in the batch or after it, whose
 	// records were already in the topic: they are to be marked sent.
 	Found []uuid.UUID
-	// Next is Batch.Next moved past every record now in the topic.
+	// Next holds the partitions whose offset in Batch.Next moved: past
+	// every record now in the topic.
 	Next map[int32]int64
 }
 
@@ -213,12 +214,25 @@ func (r *Relay) produce(ctx context.Context, b Batch) (Published, error) {
 			advance(next, res.Record.Partition, res.Record.Offset+1)
 		}
 	}
+	// Only what moved is written back.
+	maps.DeleteFunc(next, func(p int32, n int64) bool {
+		was, ok := b.Next[p]
+		return ok && was == n
+	})
 	return Published{Found: slices.Collect(maps.Keys(found)), Next: next}, nil
 }
 
 // reconcile finds records in the topic beyond next: those a relay produced
 // but could not mark sent. It returns their event ids and moves next to the
 // end of every partition.
+//
+// With no stored offset at all (a new deployment, or the first batch after
+// upgrading from a version that kept none), every partition starts at its
+// end: the Source commits that before any message is produced, so there is
+// always a stored offset to reconcile against. Reading a long topic from
+// its start could take longer than a batch may, and older records carry no
+// event id anyway. A partition added to the topic later is read from its
+// start, which is short.
 func (r *Relay) reconcile(ctx context.Context, next map[int32]int64) (map[uuid.UUID]struct{}, error) {
 	adm := kadm.NewClient(r.client)
 	ends, err := adm.ListEndOffsets(ctx, Topic)
@@ -230,9 +244,14 @@ func (r *Relay) reconcile(ctx context.Context, next map[int32]int64) (map[uuid.U
 	}
 	scan := make(map[int32]int64)
 	last := make(map[int32]int64)
+	first := len(next) == 0
 	ends.Each(func(o kadm.ListedOffset) {
 		n, known := next[o.Partition]
 		switch {
+		case first:
+			r.log.InfoContext(ctx, "outbox relay: no stored offsets; starting from the end of the topic",
+				"partition", o.Partition, "end", o.Offset)
+			next[o.Partition] = o.Offset
 		case known && o.Offset < n:
 			// The topic was recreated or truncated (a dev broker that
 			// started empty): what it held is gone, go on from its end.
@@ -259,6 +278,10 @@ func (r *Relay) reconcile(ctx context.Context, next map[int32]int64) (map[uuid.U
 	from := make(map[int32]kgo.Offset, len(scan))
 	for p, n := range scan {
 		start, _ := starts.Lookup(Topic, p)
+		if start.Offset > n {
+			r.log.WarnContext(ctx, "outbox relay: records produced but not marked sent are gone (retention); their events may be published again",
+				"partition", p, "from", n, "to", start.Offset)
+		}
 		if start.Offset > last[p] {
 			advance(next, p, last[p]+1)
 			delete(last, p)
@@ -269,10 +292,13 @@ func (r *Relay) reconcile(ctx context.Context, next map[int32]int64) (map[uuid.U
 	if len(from) == 0 {
 		return found, nil
 	}
-	// Only after a failure: one client for the read back.
-	cl, err := kgo.NewClient(append(r.client.Opts(),
+	// Only after a failure: one client for the read back. Control records
+	// (a transaction's end) take offsets too: kept, the last offset always
+	// arrives.
+	cl, err := kgo.NewClient(append(slices.Clip(r.client.Opts()),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{Topic: from}),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))...)
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.KeepControlRecords())...)
 	if err != nil {
 		return nil, fmt.Errorf("read back client: %w", err)
 	}
@@ -297,10 +323,17 @@ func (r *Relay) reconcile(ctx context.Context, next map[int32]int64) (map[uuid.U
 					delete(last, p.Partition)
 				}
 			}
+			// Retention removed the rest since the start was listed.
+			if end, ok := last[p.Partition]; ok && p.LogStartOffset > end {
+				advance(next, p.Partition, end+1)
+				delete(last, p.Partition)
+			}
 		})
 	}
-	r.log.WarnContext(ctx, "outbox relay: found events published but not marked sent; not publishing them again",
-		"events", len(found))
+	if len(found) > 0 {
+		r.log.WarnContext(ctx, "outbox relay: found events published but not marked sent; not publishing them again",
+			"events", len(found))
+	}
 	return found, nil
 }
 

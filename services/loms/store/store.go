@@ -392,6 +392,13 @@ func (s *Store) PublishBatch(ctx context.Context, max int,
 		if err := read.send(ctx, conn); err != nil || !locked || len(rows) == 0 {
 			return err
 		}
+		// The first batch ever (or after upgrading) only stores where the
+		// topic ends, in a commit of its own before anything is produced:
+		// a relay dying during the next batch then leaves offsets that the
+		// one after can reconcile against.
+		if len(partitions) == 0 {
+			rows = nil
+		}
 		batch := outbox.Batch{Messages: make([]outbox.Message, len(rows)), Next: make(map[int32]int64, len(partitions))}
 		ids := make([]int64, len(rows))
 		for i, r := range rows {
