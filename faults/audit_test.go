@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"google.golang.org/protobuf/proto"
@@ -23,7 +24,7 @@ type stockSnapshot map[int64]int64
 
 func (s *system) stockTotals() stockSnapshot {
 	s.t.Helper()
-	rows, err := s.lomsDB.Query(s.t.Context(), "SELECT sku, sum(total)::bigint FROM stocks GROUP BY sku")
+	rows, err := s.lomsQ.Query(s.t.Context(), "SELECT sku, sum(total)::bigint FROM stocks GROUP BY sku")
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -78,7 +79,7 @@ func (s *system) audit(initial stockSnapshot, l *load, opts auditOptions) summar
 	var sum summary
 	scalar := func(sql string) int {
 		var n int64
-		if err := s.lomsDB.QueryRow(ctx, sql).Scan(&n); err != nil {
+		if err := s.lomsQ.QueryRow(ctx, sql).Scan(&n); err != nil {
 			t.Fatalf("%s: %v", sql, err)
 		}
 		return int(n)
@@ -97,6 +98,13 @@ func (s *system) audit(initial stockSnapshot, l *load, opts auditOptions) summar
 	}); err != nil {
 		t.Fatalf("the system did not settle (busy sessions, unsent events or orders to sweep): %v", err)
 	}
+	// Every check below reads one snapshot.
+	tx, err := s.lomsDB.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)); s.lomsQ = s.lomsDB }()
+	s.lomsQ = tx
 
 	// Stock.
 	payedUnits := s.unitsBy("payed")
@@ -155,6 +163,12 @@ func (s *system) audit(initial stockSnapshot, l *load, opts auditOptions) summar
 	l.mu.Lock()
 	sum.clientOrders = len(l.orders)
 	l.mu.Unlock()
+	// Orders no client heard of: at most one CreateOrder per worker was
+	// abandoned when the load stopped. A retry that made a second order
+	// instead of returning the first (a broken idempotency key) shows here.
+	if extra := sum.orders - sum.clientOrders; extra > l.workers {
+		t.Errorf("%d orders no client was told of; at most %d (one per worker) may be", extra, l.workers)
+	}
 
 	// Events.
 	outbox := s.outboxEvents()
@@ -216,7 +230,7 @@ func (s *system) unitsBy(status string) map[int64]int64 {
 
 func (s *system) scanPairs(sql string, into map[int64]int64) {
 	s.t.Helper()
-	rows, err := s.lomsDB.Query(s.t.Context(), sql)
+	rows, err := s.lomsQ.Query(s.t.Context(), sql)
 	if err != nil {
 		s.t.Fatalf("%s: %v", sql, err)
 	}
@@ -235,7 +249,7 @@ func (s *system) scanPairs(sql string, into map[int64]int64) {
 
 func (s *system) orderStatuses() map[int64]string {
 	s.t.Helper()
-	rows, err := s.lomsDB.Query(s.t.Context(), "SELECT id, status::text FROM orders")
+	rows, err := s.lomsQ.Query(s.t.Context(), "SELECT id, status::text FROM orders")
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -275,7 +289,7 @@ func (s *system) checkClients(l *load, status map[int64]string) {
 			t.Errorf("order %d: %s, but its client was told %s", id, got, want)
 		}
 		items := map[uint32]uint32{}
-		rows, err := s.lomsDB.Query(t.Context(), "SELECT sku, count FROM order_items WHERE order_id = $1", id)
+		rows, err := s.lomsQ.Query(t.Context(), "SELECT sku, count FROM order_items WHERE order_id = $1", id)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -288,7 +302,7 @@ func (s *system) checkClients(l *load, status map[int64]string) {
 			items[uint32(sku)] = uint32(n)
 		}
 		rows.Close()
-		if err := s.lomsDB.QueryRow(t.Context(), "SELECT user_id FROM orders WHERE id = $1", id).Scan(&user); err != nil {
+		if err := s.lomsQ.QueryRow(t.Context(), "SELECT user_id FROM orders WHERE id = $1", id).Scan(&user); err != nil {
 			t.Fatal(err)
 		}
 		if user != p.user || !maps.Equal(items, p.items) {
@@ -300,7 +314,7 @@ func (s *system) checkClients(l *load, status map[int64]string) {
 // outboxEvents are the outbox's rows: event id to order id.
 func (s *system) outboxEvents() map[uuid.UUID]int64 {
 	s.t.Helper()
-	rows, err := s.lomsDB.Query(s.t.Context(), "SELECT event_id, order_id FROM outbox")
+	rows, err := s.lomsQ.Query(s.t.Context(), "SELECT event_id, order_id FROM outbox")
 	if err != nil {
 		s.t.Fatal(err)
 	}

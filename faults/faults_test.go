@@ -69,7 +69,7 @@ func TestBrokerDownUnderLoad(t *testing.T) {
 	if during == 0 {
 		t.Errorf("no order acknowledged in the %v the broker was down", *brokerDown)
 	}
-	if last := backlog[len(backlog)-1]; len(backlog) < 2 || last <= backlog[0] {
+	if len(backlog) < 2 || backlog[len(backlog)-1] <= backlog[0] {
 		t.Errorf("the outbox did not grow while the broker was down: %v", backlog)
 	}
 	l.checkCodes() // orders never notice the broker
@@ -97,7 +97,7 @@ func TestLOMSKilledUnderLoad(t *testing.T) {
 }
 
 func TestNotificationsKilledUnderLoad(t *testing.T) {
-	s := newSystem(t, options{loms: 1, notifications: 1, paymentTimeout: time.Hour})
+	s := newSystem(t, options{loms: 1, notifications: 1, paymentTimeout: time.Hour, sessionTimeout: 6 * time.Second})
 	initial := s.stockTotals()
 	l := newLoad(t, s.lomsURLs(), skusUnderLoad(t, s), 0.6, 0.2)
 	l.start(6)
@@ -144,7 +144,7 @@ func TestSoak(t *testing.T) {
 	if *soak == 0 {
 		t.Skip("a long run, not part of the suite: go test ./faults/ -run Soak -v -timeout 0 -soak 10m")
 	}
-	s := newSystem(t, options{loms: 2, notifications: 2, paymentTimeout: 5 * time.Second})
+	s := newSystem(t, options{loms: 2, notifications: 2, paymentTimeout: 5 * time.Second, sessionTimeout: 6 * time.Second})
 	initial := s.stockTotals()
 	l := newLoad(t, s.lomsURLs(), skusUnderLoad(t, s), 0.5, 0.2)
 	l.pace = 50 * time.Millisecond

@@ -33,6 +33,7 @@ type load struct {
 	// the volume small.
 	pace time.Duration
 
+	workers   int
 	cancelRun context.CancelFunc
 	wg        sync.WaitGroup
 
@@ -74,6 +75,7 @@ func newLoad(t *testing.T, urls []string, skus []uint32, pay, cancel float64) *l
 func (l *load) start(workers int) {
 	ctx, cancel := context.WithCancel(context.Background())
 	l.cancelRun = cancel
+	l.workers = workers
 	for i := range workers {
 		l.wg.Go(func() { l.work(ctx, rand.New(rand.NewPCG(uint64(i), uint64(time.Now().UnixNano())))) })
 	}
@@ -151,7 +153,9 @@ func (l *load) work(ctx context.Context, rng *rand.Rand) {
 // not retryable.
 func (l *load) call(ctx context.Context, fn func(context.Context, lomsv1connect.LomsServiceClient) error) bool {
 	for {
-		attempt, cancel := context.WithTimeout(ctx, 3*time.Second)
+		// Generous: a slow answer on a busy machine is not what these tests
+		// are about; a server that stopped answering is.
+		attempt, cancel := context.WithTimeout(ctx, 10*time.Second)
 		err := fn(attempt, l.clients[rand.IntN(len(l.clients))])
 		cancel()
 		if err == nil {

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/twmb/franz-go/pkg/kfake"
 
@@ -70,16 +71,23 @@ type options struct {
 	// paymentTimeout is LOMS_PAYMENT_TIMEOUT; long unless the sweeper is
 	// part of the test.
 	paymentTimeout time.Duration
+	// sessionTimeout is Notifications' KAFKA_SESSION_TIMEOUT: short where
+	// a replica is killed, so that its partitions move on soon; the
+	// default elsewhere, so that a replica starved of CPU keeps them.
+	sessionTimeout time.Duration
 }
 
 // system is one deployment: a durable Postgres cluster, a Kafka broker
 // that can be stopped and started on the same port with its data, a
 // webhook receiving the notifications, and the services as processes.
 type system struct {
-	t             *testing.T
-	dir           string
-	pg            *pgcluster.Cluster
-	lomsDB        *pgxpool.Pool
+	t      *testing.T
+	dir    string
+	pg     *pgcluster.Cluster
+	lomsDB *pgxpool.Pool
+	// lomsQ is what the audit reads LOMS's database through: the pool, or
+	// one snapshot while an audit runs.
+	lomsQ         querier
 	notifyDB      *pgxpool.Pool
 	broker        *broker
 	hook          *webhook
@@ -119,18 +127,27 @@ func newSystem(t *testing.T, opts options) *system {
 			"MINIZON_REQUEST_TIMEOUT=5s"))
 	}
 	for i := range opts.notifications {
-		// A path per replica shows which one delivered.
-		s.notifications = append(s.notifications, s.spawn(fmt.Sprintf("notifications-%d", i+1), "notifications",
-			"DATABASE_URL="+pg.URL("notifications"),
-			"KAFKA_BROKERS="+s.broker.addr,
-			"NOTIFY_WEBHOOK_URL="+s.hook.srv.URL+"/"+strconv.Itoa(i+1),
+		env := []string{
+			"DATABASE_URL=" + pg.URL("notifications"),
+			"KAFKA_BROKERS=" + s.broker.addr,
+			// A path per replica shows which one delivered.
+			"NOTIFY_WEBHOOK_URL=" + s.hook.srv.URL + "/" + strconv.Itoa(i+1),
 			"NOTIFY_RETRY_BACKOFF_MAX=1s",
-			// Kafka's shortest: a killed replica's partitions move on soon.
-			"KAFKA_SESSION_TIMEOUT=6s"))
+		}
+		if opts.sessionTimeout > 0 {
+			env = append(env, "KAFKA_SESSION_TIMEOUT="+opts.sessionTimeout.String())
+		}
+		s.notifications = append(s.notifications, s.spawn(fmt.Sprintf("notifications-%d", i+1), "notifications", env...))
 	}
 	s.lomsDB = pool(t, pg.URL("loms"))
+	s.lomsQ = s.lomsDB
 	s.notifyDB = pool(t, pg.URL("notifications"))
 	return s
+}
+
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
 func pool(t *testing.T, url string) *pgxpool.Pool {
@@ -185,6 +202,10 @@ func (s *system) spawn(name, service string, env ...string) *proc {
 	p.start()
 	s.t.Cleanup(func() {
 		p.stop()
+		// A race-built service prints its data races and goes on.
+		if races := grep(p.logPath, "WARNING: DATA RACE", 1); races != "" {
+			s.t.Errorf("%s had a data race:\n%s", p.name, tail(p.logPath, 60))
+		}
 		if s.t.Failed() {
 			s.t.Logf("%s's errors:\n%s\nlast lines of its log:\n%s", p.name, grep(p.logPath, `"level":"ERROR"`, 20),
 				tail(p.logPath, 20))
@@ -203,6 +224,9 @@ func (p *proc) start() {
 	defer log.Close()
 	p.cmd = exec.Command(minizon, p.service)
 	p.cmd.Env = p.env
+	// Not outliving a test binary that dies (a timeout's panic skips the
+	// cleanups).
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	p.cmd.Stdout, p.cmd.Stderr = log, log
 	if err := p.cmd.Start(); err != nil {
 		p.t.Fatalf("start %s: %v", p.name, err)
