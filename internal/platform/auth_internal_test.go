@@ -1,69 +1,88 @@
 package platform
 
 import (
-	"errors"
+	"bytes"
+	"io"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
-	"connectrpc.com/connect"
-
+	"github.com/minizon/minizon/gen/minizon/loms/v1/lomsv1connect"
 	"github.com/minizon/minizon/internal/envconf"
 )
 
-func TestBearerAuthChecksOnlyStateChangingRPCs(t *testing.T) {
-	a := newBearerAuth([]string{"old-secret", "new-secret"})
-	write := connect.Spec{Procedure: "/minizon.loms.v1.LomsService/CreateOrder", IdempotencyLevel: connect.IdempotencyUnknown}
-	idempotent := connect.Spec{Procedure: "/x.v1.S/Put", IdempotencyLevel: connect.IdempotencyIdempotent}
-	read := connect.Spec{Procedure: "/minizon.loms.v1.LomsService/Stocks", IdempotencyLevel: connect.IdempotencyNoSideEffects}
+func TestBearerAuthGuardsOnlyStateChangingRPCs(t *testing.T) {
+	var logs bytes.Buffer
+	a := newBearerAuth([]string{"old-secret-0123456789", "new-secret-0123456789"}, slog.New(slog.NewJSONHandler(&logs, nil)))
+	reached := 0
+	h := a.guard(lomsv1connect.LomsServiceName, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		reached++
+	}))
+	const (
+		write = "/minizon.loms.v1.LomsService/CreateOrder"
+		read  = "/minizon.loms.v1.LomsService/Stocks"
+	)
 	cases := []struct {
-		name   string
-		spec   connect.Spec
-		header string
-		ok     bool
+		name, path, header, contentType string
+		ok                              bool
 	}{
-		{"read without token", read, "", true},
-		{"read with a wrong token", read, "Bearer nope", true},
-		{"write with the new token", write, "Bearer new-secret", true},
-		{"write with the old token, during a rotation", write, "Bearer old-secret", true},
-		{"scheme in any case", write, "bearer new-secret", true},
-		{"idempotent but not read-only", idempotent, "", false},
-		{"write without token", write, "", false},
-		{"write with a wrong token", write, "Bearer new-secreT", false},
-		{"a token's prefix", write, "Bearer new-secre", false},
-		{"a token with more", write, "Bearer new-secret2", false},
-		{"empty token", write, "Bearer ", false},
-		{"basic auth", write, "Basic bmV3LXNlY3JldA==", false},
-		{"token alone", write, "new-secret", false},
+		{"read without token", read, "", "application/json", true},
+		{"read with a wrong token", read, "Bearer nope", "application/proto", true},
+		{"write with the new token", write, "Bearer new-secret-0123456789", "application/json", true},
+		{"write with the old token, during a rotation", write, "Bearer old-secret-0123456789", "application/grpc", true},
+		{"scheme in any case", write, "bearer new-secret-0123456789", "application/json", true},
+		{"write without token", write, "", "application/json", false},
+		{"write without token over gRPC", write, "", "application/grpc", false},
+		{"write without token over gRPC-Web", write, "", "application/grpc-web+proto", false},
+		{"write with a wrong token", write, "Bearer new-secret-012345678X", "application/json", false},
+		{"a token's prefix", write, "Bearer new-secret-012345678", "application/json", false},
+		{"a token with more", write, "Bearer new-secret-01234567890", "application/json", false},
+		{"empty token", write, "Bearer ", "application/json", false},
+		{"basic auth", write, "Basic bmV3LXNlY3JldA==", "application/json", false},
+		{"token alone", write, "new-secret-0123456789", "application/json", false},
+		{"a method the descriptor does not have", "/minizon.loms.v1.LomsService/Nope", "", "application/json", false},
 	}
 	for _, tc := range cases {
-		h := http.Header{}
+		reached = 0
+		logs.Reset()
+		// A body no decoder would accept: a refusal must not depend on it.
+		req := httptest.NewRequest(http.MethodPost, tc.path, strings.NewReader("{not json"))
+		req.Header.Set("Content-Type", tc.contentType)
 		if tc.header != "" {
-			h.Set("Authorization", tc.header)
+			req.Header.Set("Authorization", tc.header)
 		}
-		err := a.check(tc.spec, h)
-		if tc.ok != (err == nil) {
-			t.Errorf("%s: %v, want ok=%v", tc.name, err, tc.ok)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if tc.ok != (reached == 1) {
+			t.Errorf("%s: handler reached %d times, want ok=%v", tc.name, reached, tc.ok)
 			continue
 		}
-		if err == nil {
+		if tc.ok {
 			continue
 		}
-		if connect.CodeOf(err) != connect.CodeUnauthenticated {
-			t.Errorf("%s: code %v, want unauthenticated", tc.name, connect.CodeOf(err))
+		res := rec.Result()
+		body, _ := io.ReadAll(res.Body)
+		all := string(body) + res.Header.Get("Grpc-Message") + res.Trailer.Get("Grpc-Message") + logs.String()
+		if !strings.Contains(all, "unauthenticated") && res.Header.Get("Grpc-Status") != "16" && res.StatusCode != http.StatusUnauthorized {
+			t.Errorf("%s: status %d, headers %v, body %q: want unauthenticated", tc.name, res.StatusCode, res.Header, body)
 		}
-		if strings.Contains(err.Error(), "secret") || strings.Contains(err.Error(), "bmV3") {
-			t.Errorf("%s: the error %q repeats what was sent", tc.name, err)
+		if strings.Contains(all, "secret") || strings.Contains(all, "bmV3") {
+			t.Errorf("%s: the answer or the log repeats what was sent: %s", tc.name, all)
 		}
-		var ce *connect.Error
-		if !errors.As(challenge(connect.ProtocolConnect, err), &ce) || ce.Meta().Get("WWW-Authenticate") == "" {
-			t.Errorf("%s: no WWW-Authenticate challenge", tc.name)
+		if !strings.Contains(logs.String(), "rpc refused") {
+			t.Errorf("%s: the refusal was not logged", tc.name)
+		}
+		wantChallenge := !strings.HasPrefix(tc.contentType, "application/grpc")
+		if got := res.Header.Get("WWW-Authenticate") != ""; got != wantChallenge {
+			t.Errorf("%s: WWW-Authenticate present %v, want %v", tc.name, got, wantChallenge)
 		}
 	}
 }
 
 func TestNoTokensNoCheck(t *testing.T) {
-	if newBearerAuth(nil) != nil {
+	if newBearerAuth(nil, slog.New(slog.DiscardHandler)) != nil {
 		t.Fatal("auth without tokens must be off")
 	}
 }

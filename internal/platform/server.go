@@ -43,6 +43,8 @@ type Server struct {
 	// once, as their metrics register once.
 	tel          *telemetry.Telemetry
 	interceptors []connect.Interceptor
+	// auth guards the RPCs that change state; nil when off.
+	auth *bearerAuth
 }
 
 // NewServer returns a server with nothing mounted yet. Zero limits in cfg
@@ -69,11 +71,7 @@ func NewServer(cfg Config, log *slog.Logger, tel *telemetry.Telemetry) (*Server,
 		draining: draining, stopStreams: stop, tel: tel,
 		interceptors: append(interceptors, newLogInterceptor(log), newDeadlineInterceptor(cfg.RequestTimeout)),
 	}
-	// After the log line, so that refused calls are logged (without the
-	// token) and counted.
-	if auth := newBearerAuth(cfg.AuthTokens); auth != nil {
-		srv.interceptors = append(srv.interceptors, auth)
-	}
+	srv.auth = newBearerAuth(cfg.AuthTokens, log)
 	return srv, nil
 }
 
@@ -113,6 +111,9 @@ func (s *Server) recoverPanic(ctx context.Context, spec connect.Spec, _ http.Hea
 // New<Service>Handler) under its fully qualified service name, for routing,
 // health checks and reflection.
 func (s *Server) Mount(serviceName, path string, h http.Handler) {
+	if s.auth != nil {
+		h = s.auth.guard(serviceName, h)
+	}
 	s.mux.Handle(path, h)
 	s.names = append(s.names, serviceName)
 	s.health.SetStatus(serviceName, grpchealth.StatusServing)

@@ -2,6 +2,7 @@ package checkout_test
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 
 	"connectrpc.com/connect"
@@ -60,10 +61,12 @@ func TestBearerTokenGuardsEveryRPCThatChangesState(t *testing.T) {
 			}
 			id := res.GetOrderId()
 
-			// LOMS: the same rule.
-			lomsAnon := lomsv1connect.NewLomsServiceClient(http.DefaultClient, lomsBase)
-			lomsAuthed := lomsv1connect.NewLomsServiceClient(http.DefaultClient, lomsBase,
-				connect.WithInterceptors(rpcclient.BearerToken(authToken)))
+			// LOMS: the same rule, over the same protocol.
+			lomsAnon := rpctest.Clients(t, lomsBase, lomsv1connect.NewLomsServiceClient)[name]
+			lomsAuthed := rpctest.Clients(t, lomsBase, func(h connect.HTTPClient, base string, opts ...connect.ClientOption) lomsv1connect.LomsServiceClient {
+				return lomsv1connect.NewLomsServiceClient(h, base, append(opts,
+					connect.WithInterceptors(rpcclient.BearerToken(authToken)))...)
+			})[name]
 			_, err = lomsAnon.CreateOrder(t.Context(), &lomsv1.CreateOrderRequest{User: user,
 				Items: []*lomsv1.OrderItem{{Sku: 1001, Count: 1}}})
 			wantUnauthenticated(t, "CreateOrder without a token", err)
@@ -82,6 +85,17 @@ func TestBearerTokenGuardsEveryRPCThatChangesState(t *testing.T) {
 				t.Fatalf("OrderPayed with the token: %v", err)
 			}
 		})
+	}
+	// The token is checked before the body is read: a malformed request
+	// without one learns only that it needs one.
+	res, err := http.Post(lomsBase+"/minizon.loms.v1.LomsService/CreateOrder", "application/json", strings.NewReader("{not json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusUnauthorized || res.Header.Get("WWW-Authenticate") == "" {
+		t.Fatalf("malformed CreateOrder without a token: %s, WWW-Authenticate %q; want 401 with a challenge",
+			res.Status, res.Header.Get("WWW-Authenticate"))
 	}
 	var orders int
 	if err := sys.lomsPool.QueryRow(t.Context(), "SELECT count(*) FROM orders").Scan(&orders); err != nil {
