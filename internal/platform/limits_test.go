@@ -661,7 +661,13 @@ func send[T any](t *testing.T, ch chan<- T) {
 // test ends and returns its host:port.
 func serveService(t *testing.T, cfg platform.Config, impl lomsv1connect.LomsServiceHandler) string {
 	t.Helper()
-	srv := rpctest.NewServer(t, cfg, slog.New(slog.DiscardHandler))
+	return serveServiceLogging(t, cfg, impl, slog.New(slog.DiscardHandler))
+}
+
+// serveServiceLogging is serveService with the server logging to log.
+func serveServiceLogging(t *testing.T, cfg platform.Config, impl lomsv1connect.LomsServiceHandler, log *slog.Logger) string {
+	t.Helper()
+	srv := rpctest.NewServer(t, cfg, log)
 	path, h := lomsv1connect.NewLomsServiceHandler(impl, srv.HandlerOptions()...)
 	srv.Mount(lomsv1connect.LomsServiceName, path, h)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

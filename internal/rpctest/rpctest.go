@@ -4,9 +4,12 @@
 package rpctest
 
 import (
+	"bytes"
+	"encoding/json"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -99,4 +102,24 @@ func NewServer(t testing.TB, cfg platform.Config, log *slog.Logger) *platform.Se
 		t.Fatal(err)
 	}
 	return srv
+}
+
+// PostConnect sends body to a unary procedure of h over the Connect
+// protocol, in-process, and returns the answer's code ("ok" for success)
+// and error message, for tests (fuzz tests above all) that drive a handler
+// with raw bytes.
+func PostConnect(t testing.TB, h http.Handler, procedure, contentType string, body []byte) (code, message string) {
+	t.Helper()
+	req := httptest.NewRequest(http.MethodPost, procedure, bytes.NewReader(body))
+	req.Header.Set("Content-Type", contentType)
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Code == http.StatusOK {
+		return "ok", ""
+	}
+	var e struct{ Code, Message string }
+	if err := json.Unmarshal(rec.Body.Bytes(), &e); err != nil || e.Code == "" {
+		t.Fatalf("%s %s: HTTP %d with body %q", procedure, contentType, rec.Code, rec.Body.String())
+	}
+	return e.Code, e.Message
 }

@@ -1,15 +1,11 @@
 package checkout_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"math"
-	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -68,24 +64,6 @@ func (fuzzCheckoutLOMS) Create(context.Context, int64, []cart.Item, string) (car
 
 func (fuzzCheckoutLOMS) Items(context.Context, int64) ([]cart.Item, error) {
 	return []cart.Item{{SKU: 7, Count: 5}}, nil
-}
-
-// fuzzCheckoutCall posts body to procedure over the Connect protocol and
-// returns the answer's code ("ok" for success) and error message.
-func fuzzCheckoutCall(t *testing.T, h http.Handler, procedure, contentType string, body []byte) (string, string) {
-	t.Helper()
-	req := httptest.NewRequest(http.MethodPost, procedure, bytes.NewReader(body))
-	req.Header.Set("Content-Type", contentType)
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, req)
-	if rec.Code == http.StatusOK {
-		return "ok", ""
-	}
-	var e struct{ Code, Message string }
-	if err := json.Unmarshal(rec.Body.Bytes(), &e); err != nil || e.Code == "" {
-		t.Fatalf("%s %s: HTTP %d with body %q", procedure, contentType, rec.Code, rec.Body.String())
-	}
-	return e.Code, e.Message
 }
 
 // FuzzCheckoutService sends arbitrary bodies, as binary and as JSON, to
@@ -188,7 +166,7 @@ func FuzzCheckoutService(f *testing.F) {
 					return []string{"failed_precondition"}
 				}
 			}
-			code, message := fuzzCheckoutCall(t, handler, procedure, ct, body)
+			code, message := rpctest.PostConnect(t, handler, procedure, ct, body)
 			if code == "internal" || code == "unknown" {
 				t.Fatalf("%s %s: %s: %s", procedure, ct, code, message)
 			}

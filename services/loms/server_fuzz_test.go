@@ -1,15 +1,11 @@
 package loms_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"math"
-	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -73,24 +69,6 @@ func (fuzzOrders) Available(_ context.Context, sku uint32) ([]order.Availability
 
 // fuzzContentTypes are the Connect codecs every fuzzed body is sent with.
 var fuzzContentTypes = []string{"application/proto", "application/json"}
-
-// fuzzCall posts body to procedure over the Connect protocol and returns
-// the answer's code ("ok" for success) and error message.
-func fuzzCall(t *testing.T, h http.Handler, procedure, contentType string, body []byte) (string, string) {
-	t.Helper()
-	req := httptest.NewRequest(http.MethodPost, procedure, bytes.NewReader(body))
-	req.Header.Set("Content-Type", contentType)
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, req)
-	if rec.Code == http.StatusOK {
-		return "ok", ""
-	}
-	var e struct{ Code, Message string }
-	if err := json.Unmarshal(rec.Body.Bytes(), &e); err != nil || e.Code == "" {
-		t.Fatalf("%s %s: HTTP %d with body %q", procedure, contentType, rec.Code, rec.Body.String())
-	}
-	return e.Code, e.Message
-}
 
 // fuzzDecode decodes body as the codec of contentType does, into m; it
 // reports whether that worked.
@@ -227,7 +205,7 @@ func FuzzLomsService(f *testing.F) {
 				}
 				outcomes = func() []string { return []string{"ok"} }
 			}
-			code, message := fuzzCall(t, handler, procedure, ct, body)
+			code, message := rpctest.PostConnect(t, handler, procedure, ct, body)
 			checkOutcome(t, procedure, ct, fuzzDecode(ct, body, msg), problem, outcomes, code, message)
 		}
 	})

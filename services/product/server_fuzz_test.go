@@ -1,15 +1,11 @@
 package product_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"math"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -119,18 +115,7 @@ func FuzzProductService(f *testing.F) {
 				outcome = func() string { return "ok" }
 			}
 
-			req := httptest.NewRequest(http.MethodPost, procedure, bytes.NewReader(body))
-			req.Header.Set("Content-Type", ct)
-			rec := httptest.NewRecorder()
-			handler.ServeHTTP(rec, req)
-			code, message := "ok", ""
-			if rec.Code != http.StatusOK {
-				var e struct{ Code, Message string }
-				if err := json.Unmarshal(rec.Body.Bytes(), &e); err != nil || e.Code == "" {
-					t.Fatalf("%s %s: HTTP %d with body %q", procedure, ct, rec.Code, rec.Body.String())
-				}
-				code, message = e.Code, e.Message
-			}
+			code, message := rpctest.PostConnect(t, handler, procedure, ct, body)
 			if code == "internal" || code == "unknown" {
 				t.Fatalf("%s %s: %s: %s", procedure, ct, code, message)
 			}
