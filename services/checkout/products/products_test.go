@@ -231,12 +231,17 @@ func TestRateLimitSpacesCalls(t *testing.T) {
 	}
 	cat.mu.Lock()
 	defer cat.mu.Unlock()
-	for i := rps; i < len(cat.times); i++ {
-		// rps+1 calls in a row span at least a second, less scheduling
-		// jitter.
-		if d := cat.times[i].Sub(cat.times[i-rps]); d < 900*time.Millisecond {
-			t.Fatalf("%d calls within %v, limit %d/s", rps+1, d, rps)
-		}
+	// With a burst of one, n calls take (n-1)/rps at least. Measured over
+	// the whole run, from the server's side: one late arrival on a busy
+	// machine squeezes a short window, not the run (it failed once so, at
+	// 891ms for a window of 21 calls that had to take 1s).
+	n := len(cat.times)
+	if n != 2*rps+1 {
+		t.Fatalf("%d calls, want %d", n, 2*rps+1)
+	}
+	want := time.Duration(n-1) * time.Second / rps
+	if d := cat.times[n-1].Sub(cat.times[0]); d < want-150*time.Millisecond {
+		t.Fatalf("%d calls within %v, limit %d/s: want at least %v", n, d, rps, want)
 	}
 }
 
