@@ -25,6 +25,7 @@ import (
 
 	"github.com/minizon/minizon/internal/envconf"
 	"github.com/minizon/minizon/internal/pgcluster"
+	"github.com/minizon/minizon/internal/pgtest"
 )
 
 var (
@@ -99,7 +100,7 @@ type system struct {
 func newSystem(t *testing.T, opts options) *system {
 	t.Helper()
 	ctx := t.Context()
-	s := &system{t: t, dir: reachableTempDir(t), opts: opts}
+	s := &system{t: t, dir: pgtest.ReachableTempDir(t), opts: opts}
 	// Durable: a crash must not lose commits (a throwaway cluster runs
 	// with synchronous_commit off and would).
 	pg, err := pgcluster.Start(ctx, pgcluster.Options{Dir: filepath.Join(s.dir, "pg")})
@@ -365,18 +366,6 @@ func (h *webhook) counts() (byEvent, byReplica map[string]int) {
 		byReplica[k] = v
 	}
 	return byEvent, byReplica
-}
-
-// reachableTempDir is a t.TempDir the postgres user can enter.
-func reachableTempDir(t *testing.T) string {
-	t.Helper()
-	dir := t.TempDir()
-	for d := dir; d != os.TempDir() && d != "/" && d != "."; d = filepath.Dir(d) {
-		if err := os.Chmod(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dir
 }
 
 func freeAddr(t *testing.T) string {

@@ -7,8 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -16,6 +14,7 @@ import (
 	"time"
 
 	"github.com/minizon/minizon/internal/loadgen"
+	"github.com/minizon/minizon/internal/pgtest"
 	"github.com/minizon/minizon/internal/seed"
 )
 
@@ -25,14 +24,9 @@ import (
 // test cannot run in parallel.
 func startDev(t *testing.T) string {
 	t.Helper()
-	dir := t.TempDir()
 	// The embedded Postgres runs as the postgres user when we are root: it
 	// must be able to reach its data directory.
-	for d := dir; d != os.TempDir() && d != "/"; d = filepath.Dir(d) {
-		if err := os.Chmod(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
+	dir := pgtest.ReachableTempDir(t)
 	for k, v := range map[string]string{
 		"MINIZON_ADDR": "127.0.0.1:0", "MINIZON_DATA_DIR": dir, "MINIZON_LOG_LEVEL": "warn", "MINIZON_SEED": "true",
 		"MINIZON_DEBUG_ADDR": "", "LOMS_PAYMENT_TIMEOUT": "",

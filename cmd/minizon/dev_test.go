@@ -7,8 +7,6 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -20,6 +18,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	lomsv1 "github.com/minizon/minizon/gen/minizon/loms/v1"
+	"github.com/minizon/minizon/internal/pgtest"
 )
 
 // TestDevRunsTheWholeSystem is the README's promise: `minizon dev` comes up
@@ -27,14 +26,9 @@ import (
 // create, list, pay and cancel orders and see Stocks change, the events reach
 // the broker, and Ctrl+C stops it cleanly.
 func TestDevRunsTheWholeSystem(t *testing.T) {
-	dir := t.TempDir()
 	// The embedded Postgres runs as the postgres user when we are root: it
 	// must be able to reach its data directory.
-	for d := dir; d != os.TempDir() && d != "/"; d = filepath.Dir(d) {
-		if err := os.Chmod(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
+	dir := pgtest.ReachableTempDir(t)
 	for k, v := range map[string]string{
 		"MINIZON_ADDR": "127.0.0.1:0", "MINIZON_DATA_DIR": dir, "MINIZON_LOG_LEVEL": "info",
 		// Short enough to see an unpaid order cancelled, long enough for

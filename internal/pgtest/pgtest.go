@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -143,4 +144,18 @@ func sanitize(s string) string {
 		}
 		return '_'
 	}, s)
+}
+
+// ReachableTempDir is a t.TempDir that the postgres user can enter: a
+// cluster run as that user (when the tests run as root) needs every parent
+// of its directory traversable.
+func ReachableTempDir(t testing.TB) string {
+	t.Helper()
+	dir := t.TempDir()
+	for d := dir; d != os.TempDir() && d != "/" && d != "."; d = filepath.Dir(d) {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
 }
