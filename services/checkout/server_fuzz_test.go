@@ -10,7 +10,6 @@ import (
 	"strings"
 	"testing"
 
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
 	checkoutv1 "github.com/minizon/minizon/gen/minizon/checkout/v1"
@@ -85,13 +84,7 @@ func FuzzCheckoutService(f *testing.F) {
 	srv.Mount(checkoutv1connect.CheckoutServiceName, path, h)
 	handler := srv.Handler()
 
-	seed := func(rpc uint8, m proto.Message) {
-		b, err := proto.Marshal(m)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(rpc, b)
-	}
+	seed := func(rpc uint8, m proto.Message) { f.Add(rpc, rpctest.Marshal(f, m)) }
 	for _, r := range [][3]int64{{1, 7, 1}, {1, 7, 95}, {1, 7, 96}, {2, 8, 100}, {2, 8, 65536}, {0, 0, 0}, {-1, 1, math.MaxUint32}, {math.MaxInt64, math.MaxUint32, 1}} {
 		seed(0, &checkoutv1.AddToCartRequest{User: r[0], Sku: uint32(r[1]), Count: uint32(r[2])})
 		seed(1, &checkoutv1.DeleteFromCartRequest{User: r[0], Sku: uint32(r[1]), Count: uint32(r[2])})
@@ -170,12 +163,7 @@ func FuzzCheckoutService(f *testing.F) {
 			if code == "internal" || code == "unknown" {
 				t.Fatalf("%s %s: %s: %s", procedure, ct, code, message)
 			}
-			decoded := false
-			if ct == "application/proto" {
-				decoded = proto.Unmarshal(body, msg) == nil
-			} else {
-				decoded = len(body) > 0 && (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(body, msg) == nil
-			}
+			decoded := rpctest.DecodeAs(ct, body, msg)
 			switch field := bad(); {
 			case !decoded:
 				if code != "invalid_argument" {

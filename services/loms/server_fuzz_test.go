@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
 	lomsv1 "github.com/minizon/minizon/gen/minizon/loms/v1"
@@ -70,15 +69,6 @@ func (fuzzOrders) Available(_ context.Context, sku uint32) ([]order.Availability
 // fuzzContentTypes are the Connect codecs every fuzzed body is sent with.
 var fuzzContentTypes = []string{"application/proto", "application/json"}
 
-// fuzzDecode decodes body as the codec of contentType does, into m; it
-// reports whether that worked.
-func fuzzDecode(contentType string, body []byte, m proto.Message) bool {
-	if contentType == "application/proto" {
-		return proto.Unmarshal(body, m) == nil
-	}
-	return len(body) > 0 && (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(body, m) == nil
-}
-
 // createOrderProblem is the field the contract rejects a CreateOrder
 // request on, the first one in request order; "" for a valid request.
 func createOrderProblem(req *lomsv1.CreateOrderRequest) string {
@@ -121,13 +111,7 @@ func FuzzLomsService(f *testing.F) {
 	srv.Mount(lomsv1connect.LomsServiceName, path, h)
 	handler := srv.Handler()
 
-	seed := func(rpc uint8, m proto.Message) {
-		b, err := proto.Marshal(m)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(rpc, b)
-	}
+	seed := func(rpc uint8, m proto.Message) { f.Add(rpc, rpctest.Marshal(f, m)) }
 	for _, req := range []*lomsv1.CreateOrderRequest{
 		{User: 1, Items: []*lomsv1.OrderItem{{Sku: 773297411, Count: 2}}, IdempotencyKey: "k"},
 		{User: 1, Items: []*lomsv1.OrderItem{{Sku: 5, Count: 65000}, {Sku: 2, Count: 1}, {Sku: 5, Count: 535}}},
@@ -206,7 +190,7 @@ func FuzzLomsService(f *testing.F) {
 				outcomes = func() []string { return []string{"ok"} }
 			}
 			code, message := rpctest.PostConnect(t, handler, procedure, ct, body)
-			checkOutcome(t, procedure, ct, fuzzDecode(ct, body, msg), problem, outcomes, code, message)
+			checkOutcome(t, procedure, ct, rpctest.DecodeAs(ct, body, msg), problem, outcomes, code, message)
 		}
 	})
 }

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"testing"
 
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
 	productpb "github.com/minizon/minizon/gen/route256/product"
@@ -57,13 +56,7 @@ func FuzzProductService(f *testing.F) {
 	srv.Mount(productconnect.ProductServiceName, path, h)
 	handler := srv.Handler()
 
-	seed := func(rpc uint8, m proto.Message) {
-		b, err := proto.Marshal(m)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(rpc, b)
-	}
+	seed := func(rpc uint8, m proto.Message) { f.Add(rpc, rpctest.Marshal(f, m)) }
 	for _, token := range []string{tokenA, tokenB, "", "token-a-3f9", "token-a-3f9c ", "\x00"} {
 		for _, sku := range []uint32{0, 1, 2, 773297411, math.MaxUint32} {
 			seed(0, &productpb.GetProductRequest{Token: token, Sku: sku})
@@ -120,12 +113,7 @@ func FuzzProductService(f *testing.F) {
 				t.Fatalf("%s %s: %s: %s", procedure, ct, code, message)
 			}
 
-			decoded := false
-			if ct == "application/proto" {
-				decoded = proto.Unmarshal(body, msg) == nil
-			} else {
-				decoded = len(body) > 0 && (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(body, msg) == nil
-			}
+			decoded := rpctest.DecodeAs(ct, body, msg)
 			token := msg.GetToken()
 			switch field := bad(); {
 			case !decoded:

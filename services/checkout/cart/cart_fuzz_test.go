@@ -12,10 +12,8 @@ import (
 	"strings"
 	"testing"
 
-	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/proto"
-
 	checkoutv1 "github.com/minizon/minizon/gen/minizon/checkout/v1"
+	"github.com/minizon/minizon/internal/rpctest"
 	"github.com/minizon/minizon/internal/validate"
 	"github.com/minizon/minizon/services/checkout/cart"
 )
@@ -181,21 +179,6 @@ func checkListing(t *testing.T, items []cart.Item) {
 	}
 }
 
-// decodeRequests decodes data the two ways a caller's bytes reach
-// Checkout: protobuf binary and Connect's JSON (protojson discarding
-// unknown fields, as connect-go does). It returns each decoding that
-// succeeded.
-func decodeRequests[M proto.Message](data []byte, newMsg func() M) []M {
-	var out []M
-	if m := newMsg(); proto.Unmarshal(data, m) == nil {
-		out = append(out, m)
-	}
-	if m := newMsg(); len(data) > 0 && (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(data, m) == nil {
-		out = append(out, m)
-	}
-	return out
-}
-
 // fuzzDeps are Service's dependencies without I/O. They record what they
 // were asked. Stock holds 100 units of every sku; the catalog knows every
 // sku; LOMS makes order 1, awaiting payment.
@@ -281,15 +264,6 @@ const (
 	checkoutRPCs
 )
 
-func marshal(t testing.TB, m proto.Message) []byte {
-	t.Helper()
-	b, err := proto.Marshal(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 // FuzzServiceRequests decodes each Checkout request from raw bytes (binary
 // and JSON) and passes it to the cart.Service method its handler calls,
 // for a user whose cart holds 5 units of sku 7. A request is accepted
@@ -305,12 +279,12 @@ func FuzzServiceRequests(f *testing.F) {
 		{User: 1, Sku: 8, Count: 65536}, {User: 0, Sku: 0, Count: 0}, {User: -1, Sku: 1, Count: math.MaxUint32},
 		{User: math.MaxInt64, Sku: math.MaxUint32, Count: 1},
 	} {
-		f.Add(uint8(rpcAddToCart), marshal(f, req))
-		f.Add(uint8(rpcDeleteFromCart), marshal(f, &checkoutv1.DeleteFromCartRequest{User: req.User, Sku: req.Sku, Count: req.Count}))
+		f.Add(uint8(rpcAddToCart), rpctest.Marshal(f, req))
+		f.Add(uint8(rpcDeleteFromCart), rpctest.Marshal(f, &checkoutv1.DeleteFromCartRequest{User: req.User, Sku: req.Sku, Count: req.Count}))
 	}
 	for _, user := range []int64{1, 2, 0, -1, math.MaxInt64, math.MinInt64} {
-		f.Add(uint8(rpcListCart), marshal(f, &checkoutv1.ListCartRequest{User: user}))
-		f.Add(uint8(rpcPurchase), marshal(f, &checkoutv1.PurchaseRequest{User: user}))
+		f.Add(uint8(rpcListCart), rpctest.Marshal(f, &checkoutv1.ListCartRequest{User: user}))
+		f.Add(uint8(rpcPurchase), rpctest.Marshal(f, &checkoutv1.PurchaseRequest{User: user}))
 	}
 	f.Add(uint8(rpcAddToCart), []byte(`{"user":"1","sku":7,"count":2}`))
 	f.Add(uint8(rpcDeleteFromCart), []byte(`{"user":1,"sku":7,"count":65535,"unknown":[1]}`))
@@ -323,7 +297,7 @@ func FuzzServiceRequests(f *testing.F) {
 		}
 		switch rpc % checkoutRPCs {
 		case rpcAddToCart:
-			for _, req := range decodeRequests(data, func() *checkoutv1.AddToCartRequest { return new(checkoutv1.AddToCartRequest) }) {
+			for _, req := range rpctest.DecodeRequests(data, func() *checkoutv1.AddToCartRequest { return new(checkoutv1.AddToCartRequest) }) {
 				d := fresh()
 				err := d.newService().Add(ctx, req.GetUser(), req.GetSku(), req.GetCount())
 				if !checkItemRequest(t, d, req.GetUser(), req.GetSku(), req.GetCount(), err) {
@@ -352,7 +326,7 @@ func FuzzServiceRequests(f *testing.F) {
 				}
 			}
 		case rpcDeleteFromCart:
-			for _, req := range decodeRequests(data, func() *checkoutv1.DeleteFromCartRequest { return new(checkoutv1.DeleteFromCartRequest) }) {
+			for _, req := range rpctest.DecodeRequests(data, func() *checkoutv1.DeleteFromCartRequest { return new(checkoutv1.DeleteFromCartRequest) }) {
 				d := fresh()
 				err := d.newService().Remove(ctx, req.GetUser(), req.GetSku(), req.GetCount())
 				if !checkItemRequest(t, d, req.GetUser(), req.GetSku(), req.GetCount(), err) {
@@ -366,7 +340,7 @@ func FuzzServiceRequests(f *testing.F) {
 				}
 			}
 		case rpcListCart:
-			for _, req := range decodeRequests(data, func() *checkoutv1.ListCartRequest { return new(checkoutv1.ListCartRequest) }) {
+			for _, req := range rpctest.DecodeRequests(data, func() *checkoutv1.ListCartRequest { return new(checkoutv1.ListCartRequest) }) {
 				d := fresh()
 				l, err := d.newService().List(ctx, req.GetUser())
 				if !checkUserRequest(t, d, req.GetUser(), err) {
@@ -377,7 +351,7 @@ func FuzzServiceRequests(f *testing.F) {
 				}
 			}
 		case rpcPurchase:
-			for _, req := range decodeRequests(data, func() *checkoutv1.PurchaseRequest { return new(checkoutv1.PurchaseRequest) }) {
+			for _, req := range rpctest.DecodeRequests(data, func() *checkoutv1.PurchaseRequest { return new(checkoutv1.PurchaseRequest) }) {
 				d := fresh()
 				o, err := d.newService().Purchase(ctx, req.GetUser())
 				if !checkUserRequest(t, d, req.GetUser(), err) {

@@ -11,10 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/proto"
-
 	lomsv1 "github.com/minizon/minizon/gen/minizon/loms/v1"
+	"github.com/minizon/minizon/internal/rpctest"
 	"github.com/minizon/minizon/internal/validate"
 	"github.com/minizon/minizon/services/loms/order"
 )
@@ -26,21 +24,6 @@ const (
 	contractMaxItems = 1000
 	contractMaxKey   = 128
 )
-
-// decodeRequests decodes data the two ways a caller's bytes reach LOMS:
-// protobuf binary (gRPC, gRPC-Web, Connect with application/proto) and
-// Connect's JSON, which connect-go reads with protojson discarding unknown
-// fields. It returns each decoding that succeeded.
-func decodeRequests[M proto.Message](data []byte, newMsg func() M) []M {
-	var out []M
-	if m := newMsg(); proto.Unmarshal(data, m) == nil {
-		out = append(out, m)
-	}
-	if m := newMsg(); len(data) > 0 && (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(data, m) == nil {
-		out = append(out, m)
-	}
-	return out
-}
 
 // requestItems converts a CreateOrder request's items as the server does.
 func requestItems(req *lomsv1.CreateOrderRequest) []order.Item {
@@ -109,15 +92,6 @@ func checkMerged(t *testing.T, items []order.Item) {
 	}
 }
 
-func marshal(t testing.TB, m proto.Message) []byte {
-	t.Helper()
-	b, err := proto.Marshal(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 func createRequest(user int64, key string, skuCounts ...uint32) *lomsv1.CreateOrderRequest {
 	req := &lomsv1.CreateOrderRequest{User: user, IdempotencyKey: key}
 	for i := 0; i+1 < len(skuCounts); i += 2 {
@@ -156,7 +130,7 @@ func addCreateOrderSeeds(f *testing.F, wrap func([]byte) []any) {
 		distinctItems(contractMaxItems),
 		distinctItems(contractMaxItems + 1),
 	} {
-		f.Add(wrap(marshal(f, req))...)
+		f.Add(wrap(rpctest.Marshal(f, req))...)
 	}
 	for _, js := range []string{
 		`{"user":"1","items":[{"sku":1,"count":2}],"idempotency_key":"k"}`,
@@ -177,7 +151,7 @@ func addCreateOrderSeeds(f *testing.F, wrap func([]byte) []any) {
 func FuzzValidateItems(f *testing.F) {
 	addCreateOrderSeeds(f, func(b []byte) []any { return []any{b} })
 	f.Fuzz(func(t *testing.T, data []byte) {
-		for _, req := range decodeRequests(data, func() *lomsv1.CreateOrderRequest { return new(lomsv1.CreateOrderRequest) }) {
+		for _, req := range rpctest.DecodeRequests(data, func() *lomsv1.CreateOrderRequest { return new(lomsv1.CreateOrderRequest) }) {
 			items := requestItems(req)
 			before := slices.Clone(items)
 			got, err := order.ValidateItems(items)
@@ -302,12 +276,12 @@ const (
 func FuzzServiceRequests(f *testing.F) {
 	addCreateOrderSeeds(f, func(b []byte) []any { return []any{uint8(rpcCreateOrder), b} })
 	for _, id := range []int64{1, 2, 3, 7, 9, 15, 0, -1, math.MaxInt64, math.MinInt64} {
-		f.Add(uint8(rpcListOrder), marshal(f, &lomsv1.ListOrderRequest{OrderId: id}))
-		f.Add(uint8(rpcOrderPayed), marshal(f, &lomsv1.OrderPayedRequest{OrderId: id}))
-		f.Add(uint8(rpcCancelOrder), marshal(f, &lomsv1.CancelOrderRequest{OrderId: id}))
+		f.Add(uint8(rpcListOrder), rpctest.Marshal(f, &lomsv1.ListOrderRequest{OrderId: id}))
+		f.Add(uint8(rpcOrderPayed), rpctest.Marshal(f, &lomsv1.OrderPayedRequest{OrderId: id}))
+		f.Add(uint8(rpcCancelOrder), rpctest.Marshal(f, &lomsv1.CancelOrderRequest{OrderId: id}))
 	}
 	for _, sku := range []uint32{0, 1, 773297411, math.MaxUint32} {
-		f.Add(uint8(rpcStocks), marshal(f, &lomsv1.StocksRequest{Sku: sku}))
+		f.Add(uint8(rpcStocks), rpctest.Marshal(f, &lomsv1.StocksRequest{Sku: sku}))
 	}
 	f.Add(uint8(rpcOrderPayed), []byte(`{"order_id":"15"}`))
 	f.Add(uint8(rpcCancelOrder), []byte(`{"orderId":-3}`))
@@ -316,11 +290,11 @@ func FuzzServiceRequests(f *testing.F) {
 		ctx := context.Background()
 		switch rpc % lomsRPCs {
 		case rpcCreateOrder:
-			for _, req := range decodeRequests(data, func() *lomsv1.CreateOrderRequest { return new(lomsv1.CreateOrderRequest) }) {
+			for _, req := range rpctest.DecodeRequests(data, func() *lomsv1.CreateOrderRequest { return new(lomsv1.CreateOrderRequest) }) {
 				checkCreate(ctx, t, req)
 			}
 		case rpcListOrder:
-			for _, req := range decodeRequests(data, func() *lomsv1.ListOrderRequest { return new(lomsv1.ListOrderRequest) }) {
+			for _, req := range rpctest.DecodeRequests(data, func() *lomsv1.ListOrderRequest { return new(lomsv1.ListOrderRequest) }) {
 				repo := new(fuzzRepo)
 				o, err := order.NewService(repo, time.Minute, func() time.Time { return fuzzNow }).Get(ctx, req.GetOrderId())
 				if !checkID(t, repo, "order_id", req.GetOrderId(), err) {
@@ -349,7 +323,7 @@ func FuzzServiceRequests(f *testing.F) {
 				}
 			}
 		case rpcStocks:
-			for _, req := range decodeRequests(data, func() *lomsv1.StocksRequest { return new(lomsv1.StocksRequest) }) {
+			for _, req := range rpctest.DecodeRequests(data, func() *lomsv1.StocksRequest { return new(lomsv1.StocksRequest) }) {
 				repo := new(fuzzRepo)
 				_, err := order.NewService(repo, time.Minute, func() time.Time { return fuzzNow }).Stocks(ctx, req.GetSku())
 				if req.GetSku() == 0 {
@@ -371,12 +345,12 @@ func FuzzServiceRequests(f *testing.F) {
 func orderIDs(data []byte, pay bool) []int64 {
 	var ids []int64
 	if pay {
-		for _, req := range decodeRequests(data, func() *lomsv1.OrderPayedRequest { return new(lomsv1.OrderPayedRequest) }) {
+		for _, req := range rpctest.DecodeRequests(data, func() *lomsv1.OrderPayedRequest { return new(lomsv1.OrderPayedRequest) }) {
 			ids = append(ids, req.GetOrderId())
 		}
 		return ids
 	}
-	for _, req := range decodeRequests(data, func() *lomsv1.CancelOrderRequest { return new(lomsv1.CancelOrderRequest) }) {
+	for _, req := range rpctest.DecodeRequests(data, func() *lomsv1.CancelOrderRequest { return new(lomsv1.CancelOrderRequest) }) {
 		ids = append(ids, req.GetOrderId())
 	}
 	return ids

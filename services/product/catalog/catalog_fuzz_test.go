@@ -14,10 +14,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/proto"
-
 	productpb "github.com/minizon/minizon/gen/route256/product"
+	"github.com/minizon/minizon/internal/rpctest"
 	"github.com/minizon/minizon/internal/validate"
 	"github.com/minizon/minizon/services/product/catalog"
 )
@@ -158,29 +156,6 @@ func (r *countingRepo) ListSKUs(_ context.Context, after uint32, limit int) ([]u
 	return out, nil
 }
 
-// decodeRequests decodes data as protobuf binary and as Connect's JSON
-// (protojson discarding unknown fields, as connect-go does), and returns
-// each decoding that succeeded.
-func decodeRequests[M proto.Message](data []byte, newMsg func() M) []M {
-	var out []M
-	if m := newMsg(); proto.Unmarshal(data, m) == nil {
-		out = append(out, m)
-	}
-	if m := newMsg(); len(data) > 0 && (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(data, m) == nil {
-		out = append(out, m)
-	}
-	return out
-}
-
-func marshal(t testing.TB, m proto.Message) []byte {
-	t.Helper()
-	b, err := proto.Marshal(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 // FuzzServiceRequests decodes GetProduct (odd rpc) and ListSkus (even rpc)
 // requests from raw bytes (binary and JSON) and passes them to the
 // catalog.Service methods their handlers call; the token is the server's
@@ -191,10 +166,10 @@ func marshal(t testing.TB, m proto.Message) []byte {
 // ErrNotFound with a message naming it.
 func FuzzServiceRequests(f *testing.F) {
 	for _, sku := range []uint32{0, 1, 2, 773297411, math.MaxUint32} {
-		f.Add(uint8(1), marshal(f, &productpb.GetProductRequest{Token: "t", Sku: sku}))
+		f.Add(uint8(1), rpctest.Marshal(f, &productpb.GetProductRequest{Token: "t", Sku: sku}))
 	}
 	for _, c := range [][2]uint32{{0, 0}, {0, 1}, {5, 1000}, {5, 1001}, {math.MaxUint32 - 3, 100}, {1, math.MaxUint32}} {
-		f.Add(uint8(0), marshal(f, &productpb.ListSkusRequest{Token: "t", StartAfterSku: c[0], Count: c[1]}))
+		f.Add(uint8(0), rpctest.Marshal(f, &productpb.ListSkusRequest{Token: "t", StartAfterSku: c[0], Count: c[1]}))
 	}
 	f.Add(uint8(1), []byte(`{"token":"t","sku":773297411}`))
 	f.Add(uint8(0), []byte(`{"startAfterSku":4294967295,"count":1000}`))
@@ -202,7 +177,7 @@ func FuzzServiceRequests(f *testing.F) {
 	f.Fuzz(func(t *testing.T, rpc uint8, data []byte) {
 		ctx := context.Background()
 		if rpc%2 == 1 {
-			for _, req := range decodeRequests(data, func() *productpb.GetProductRequest { return new(productpb.GetProductRequest) }) {
+			for _, req := range rpctest.DecodeRequests(data, func() *productpb.GetProductRequest { return new(productpb.GetProductRequest) }) {
 				repo := new(countingRepo)
 				p, err := catalog.NewService(repo).Get(ctx, req.GetSku())
 				sku := req.GetSku()
@@ -224,7 +199,7 @@ func FuzzServiceRequests(f *testing.F) {
 			}
 			return
 		}
-		for _, req := range decodeRequests(data, func() *productpb.ListSkusRequest { return new(productpb.ListSkusRequest) }) {
+		for _, req := range rpctest.DecodeRequests(data, func() *productpb.ListSkusRequest { return new(productpb.ListSkusRequest) }) {
 			repo := new(countingRepo)
 			skus, err := catalog.NewService(repo).ListSKUs(ctx, req.GetStartAfterSku(), req.GetCount())
 			count := req.GetCount()
