@@ -110,24 +110,7 @@ func startWithAuth(t testing.TB, token string) *system {
 	lapp.Mount(lsrv)
 	sys.lomsAddr = rpctest.Serve(t, f.lomsFaults(lsrv.Handler()))
 
-	prodURL := migrated("product")
-	papp, err := product.Open(t.Context(), product.Config{DatabaseURL: prodURL, Tokens: []string{"testtoken"}}, quiet)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(papp.Close)
-	prodPool, err := pgxpool.New(t.Context(), prodURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer prodPool.Close()
-	if _, _, err := prodstore.New(prodPool).Import(t.Context(), items); err != nil {
-		t.Fatal(err)
-	}
-	psrv := rpctest.NewServer(t, platform.Config{MaxBodyBytes: 1 << 20}, quiet)
-	papp.Mount(psrv)
-	// The original ProductService spoke gRPC only; so does this one here.
-	sys.prodAddr = rpctest.Serve(t, f.productFaults(rpctest.GRPCOnly(psrv.Handler())))
+	sys.prodAddr = startProduct(t, items, f.productFaults)
 
 	sys.cartDBURL = migrated("checkout")
 	sys.checkout = sys.startCheckout(t, sys.cartDBURL)
@@ -135,6 +118,30 @@ func startWithAuth(t testing.TB, token string) *system {
 	sys.lomsPool = newPool(t, lomsURL)
 	sys.cartPool = newPool(t, sys.cartDBURL)
 	return sys
+}
+
+// startProduct runs a real ProductService holding items on a fresh
+// database, gRPC only as the original was, behind wrap, and returns its
+// address.
+func startProduct(t testing.TB, items []catalog.Product, wrap func(http.Handler) http.Handler) string {
+	t.Helper()
+	url := pg.NewDatabase(t, "product", func(ctx context.Context, url string) error { return migrate.Up(ctx, url, "product") })
+	app, err := product.Open(t.Context(), product.Config{DatabaseURL: url, Tokens: []string{"testtoken"}}, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(app.Close)
+	pool, err := pgxpool.New(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	if _, _, err := prodstore.New(pool).Import(t.Context(), items); err != nil {
+		t.Fatal(err)
+	}
+	srv := rpctest.NewServer(t, platform.Config{MaxBodyBytes: 1 << 20}, quiet)
+	app.Mount(srv)
+	return rpctest.Serve(t, wrap(rpctest.GRPCOnly(srv.Handler())))
 }
 
 // startCheckout runs a Checkout on the given cart database, in front of the

@@ -27,7 +27,6 @@ import (
 
 	"connectrpc.com/connect"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"go.uber.org/goleak"
 	"google.golang.org/protobuf/proto"
 
@@ -35,16 +34,13 @@ import (
 	"github.com/minizon/minizon/gen/minizon/checkout/v1/checkoutv1connect"
 	lomsv1 "github.com/minizon/minizon/gen/minizon/loms/v1"
 	productpb "github.com/minizon/minizon/gen/route256/product"
-	"github.com/minizon/minizon/internal/migrate"
 	"github.com/minizon/minizon/internal/platform"
 	"github.com/minizon/minizon/internal/rpcclient"
 	"github.com/minizon/minizon/internal/rpctest"
 	"github.com/minizon/minizon/internal/telemetry"
 	"github.com/minizon/minizon/services/checkout"
 	"github.com/minizon/minizon/services/checkout/products"
-	"github.com/minizon/minizon/services/product"
 	"github.com/minizon/minizon/services/product/catalog"
-	prodstore "github.com/minizon/minizon/services/product/store"
 )
 
 // The timeouts Checkout runs with here: short, so that the file takes
@@ -331,27 +327,11 @@ func newRig(t *testing.T, tune func(*checkout.Config)) *rig {
 	t.Helper()
 	r := &rig{system: start(t), lookups: &lookups{groupIn: map[int]int{}, groupMax: map[int]int{}, calls: map[uint32]int{}}}
 
-	prodURL := pg.NewDatabase(t, "product", func(ctx context.Context, url string) error { return migrate.Up(ctx, url, "product") })
-	papp, err := product.Open(t.Context(), product.Config{DatabaseURL: prodURL, Tokens: []string{"testtoken"}}, quiet)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(papp.Close)
-	prodPool, err := pgxpool.New(t.Context(), prodURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer prodPool.Close()
 	var items []catalog.Product
 	for sku := uint32(3000); sku < 3050; sku++ {
 		items = append(items, catalog.Product{SKU: sku, Name: fmt.Sprintf("Item %d", sku), Price: sku})
 	}
-	if _, _, err := prodstore.New(prodPool).Import(t.Context(), items); err != nil {
-		t.Fatal(err)
-	}
-	psrv := rpctest.NewServer(t, platform.Config{MaxBodyBytes: 1 << 20}, quiet)
-	papp.Mount(psrv)
-	r.product = newGate(t, rpctest.Serve(t, r.lookups.wrap(rpctest.GRPCOnly(psrv.Handler()))))
+	r.product = newGate(t, startProduct(t, items, r.lookups.wrap))
 	r.lomsGate = newGate(t, r.lomsAddr)
 	r.base, r.c = r.serveCheckout(t, tune)
 	return r
