@@ -166,11 +166,7 @@ func checkDelivery(t *testing.T, got []received, want map[int64][]lomsv1.OrderSt
 
 func TestRelayPublishesEveryChangeOnceInOrder(t *testing.T) {
 	t.Parallel()
-	broker, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(broker.Close)
+	broker := newBroker(t)
 	st, pool := lomstest.NewStore(t, pg, time.Now, order.Stock{SKU: 1, Warehouse: 1, Total: 1000})
 	svc := order.NewService(st, time.Minute, time.Now)
 	// Two relays, as with two LOMS replicas: they must not double-publish.
@@ -178,12 +174,7 @@ func TestRelayPublishesEveryChangeOnceInOrder(t *testing.T) {
 	startRelay(t, st, broker.ListenAddrs())
 
 	want := makeOrders(t, svc, 60)
-	got := consume(t, broker.ListenAddrs(), countEvents(want))
-	checkDelivery(t, got, want)
-	waitAllSent(t, pool)
-	if n := recordsInTopic(t, broker.ListenAddrs()); n != int64(countEvents(want)) {
-		t.Fatalf("%d records in the topic, want exactly %d", n, countEvents(want))
-	}
+	checkPublished(t, broker.ListenAddrs(), pool, want)
 }
 
 func TestOrdersWorkWhileBrokerIsDownAndEventsFollow(t *testing.T) {
@@ -219,8 +210,26 @@ func TestOrdersWorkWhileBrokerIsDownAndEventsFollow(t *testing.T) {
 	want := map[int64][]lomsv1.OrderStatus{}
 	maps.Copy(want, before)
 	maps.Copy(want, during)
-	got := consume(t, brokers, countEvents(want))
-	checkDelivery(t, got, want)
+	checkPublished(t, brokers, pool, want)
+}
+
+// newBroker is an in-process Kafka broker for one test.
+func newBroker(t *testing.T) *kfake.Cluster {
+	t.Helper()
+	b, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	return b
+}
+
+// checkPublished reads the topic and checks that it holds want's events,
+// once each and in order, and nothing else, and that the outbox has them
+// all marked sent.
+func checkPublished(t *testing.T, brokers []string, pool *pgxpool.Pool, want map[int64][]lomsv1.OrderStatus) {
+	t.Helper()
+	checkDelivery(t, consume(t, brokers, countEvents(want)), want)
 	waitAllSent(t, pool)
 	if n := recordsInTopic(t, brokers); n != int64(countEvents(want)) {
 		t.Fatalf("%d records in the topic, want exactly %d", n, countEvents(want))
@@ -308,11 +317,7 @@ func (c *crashingSource) PublishBatch(ctx context.Context, max int,
 
 func TestEventsPublishedButNotMarkedAreNotPublishedAgain(t *testing.T) {
 	t.Parallel()
-	broker, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(broker.Close)
+	broker := newBroker(t)
 	st, pool := lomstest.NewStore(t, pg, time.Now, order.Stock{SKU: 1, Warehouse: 1, Total: 1000})
 	svc := order.NewService(st, time.Minute, time.Now)
 	want := makeOrders(t, svc, 30)
@@ -324,12 +329,7 @@ func TestEventsPublishedButNotMarkedAreNotPublishedAgain(t *testing.T) {
 	more := makeOrders(t, svc, 10)
 	maps.Copy(want, more)
 
-	got := consume(t, broker.ListenAddrs(), countEvents(want))
-	checkDelivery(t, got, want)
-	waitAllSent(t, pool)
-	if n := recordsInTopic(t, broker.ListenAddrs()); n != int64(countEvents(want)) {
-		t.Fatalf("%d records in the topic, want exactly %d", n, countEvents(want))
-	}
+	checkPublished(t, broker.ListenAddrs(), pool, want)
 }
 
 func TestRelayGoesOnWhenTheTopicStartsEmpty(t *testing.T) {
@@ -357,13 +357,8 @@ func TestRelayGoesOnWhenTheTopicStartsEmpty(t *testing.T) {
 
 	// A new, empty broker, as `minizon dev` starts with a kept database:
 	// the relay must not wait for offsets the new topic never had.
-	second, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(second.Close)
+	second := newBroker(t)
 	startRelay(t, st, second.ListenAddrs())
 	want := makeOrders(t, svc, 10)
-	got := consume(t, second.ListenAddrs(), countEvents(want))
-	checkDelivery(t, got, want)
+	checkPublished(t, second.ListenAddrs(), pool, want)
 }
