@@ -13,7 +13,7 @@ import (
 func TestPostgresRestartUnderLoad(t *testing.T) {
 	s := newSystem(t, options{loms: 1, notifications: 1, paymentTimeout: time.Hour})
 	initial := s.stockTotals()
-	l := newLoad(t, s.lomsURLs(), skusUnderLoad(t, s), 0.6, 0.2)
+	l := s.newLoad(0.6, 0.2)
 	l.start(6)
 	l.waitCreated(time.Time{}, 30, 30*time.Second)
 
@@ -36,7 +36,7 @@ func TestPostgresRestartUnderLoad(t *testing.T) {
 func TestBrokerDownUnderLoad(t *testing.T) {
 	s := newSystem(t, options{loms: 1, notifications: 1, paymentTimeout: time.Hour})
 	initial := s.stockTotals()
-	l := newLoad(t, s.lomsURLs(), skusUnderLoad(t, s), 0.6, 0.2)
+	l := s.newLoad(0.6, 0.2)
 	l.pace = 50 * time.Millisecond
 	l.start(4)
 	l.waitCreated(time.Time{}, 30, 30*time.Second)
@@ -46,8 +46,8 @@ func TestBrokerDownUnderLoad(t *testing.T) {
 	var backlog []int64
 	for time.Since(down) < *brokerDown {
 		time.Sleep(time.Second)
-		var n int64
-		if err := s.lomsDB.QueryRow(t.Context(), "SELECT count(*) FROM outbox WHERE sent_at IS NULL").Scan(&n); err != nil {
+		n, err := s.unsent()
+		if err != nil {
 			t.Fatal(err)
 		}
 		backlog = append(backlog, n)
@@ -58,8 +58,7 @@ func TestBrokerDownUnderLoad(t *testing.T) {
 	l.waitCreated(up, 30, 60*time.Second)
 	l.stop()
 	if err := waitFor(t.Context(), time.Minute, func() (bool, error) {
-		var n int64
-		err := s.lomsDB.QueryRow(t.Context(), "SELECT count(*) FROM outbox WHERE sent_at IS NULL").Scan(&n)
+		n, err := s.unsent()
 		return err == nil && n == 0, err
 	}); err != nil {
 		t.Fatalf("the outbox did not drain: %v", err)
@@ -81,7 +80,7 @@ func TestBrokerDownUnderLoad(t *testing.T) {
 func TestLOMSKilledUnderLoad(t *testing.T) {
 	s := newSystem(t, options{loms: 1, notifications: 1, paymentTimeout: time.Hour})
 	initial := s.stockTotals()
-	l := newLoad(t, s.lomsURLs(), skusUnderLoad(t, s), 0.6, 0.2)
+	l := s.newLoad(0.6, 0.2)
 	l.start(6)
 	l.waitCreated(time.Time{}, 50, 30*time.Second)
 
@@ -99,7 +98,7 @@ func TestLOMSKilledUnderLoad(t *testing.T) {
 func TestNotificationsKilledUnderLoad(t *testing.T) {
 	s := newSystem(t, options{loms: 1, notifications: 1, paymentTimeout: time.Hour, sessionTimeout: 6 * time.Second})
 	initial := s.stockTotals()
-	l := newLoad(t, s.lomsURLs(), skusUnderLoad(t, s), 0.6, 0.2)
+	l := s.newLoad(0.6, 0.2)
 	l.start(6)
 	l.waitCreated(time.Time{}, 50, 30*time.Second)
 
@@ -120,7 +119,7 @@ func TestReplicasShareTheWork(t *testing.T) {
 	// that both sweepers have work.
 	s := newSystem(t, options{loms: 2, notifications: 2, paymentTimeout: 2 * time.Second})
 	initial := s.stockTotals()
-	l := newLoad(t, s.lomsURLs(), skusUnderLoad(t, s), 0.5, 0.2)
+	l := s.newLoad(0.5, 0.2)
 	l.start(8)
 	l.waitCreated(time.Time{}, 300, 60*time.Second)
 	l.stop()
@@ -146,7 +145,7 @@ func TestSoak(t *testing.T) {
 	}
 	s := newSystem(t, options{loms: 2, notifications: 2, paymentTimeout: 5 * time.Second, sessionTimeout: 6 * time.Second})
 	initial := s.stockTotals()
-	l := newLoad(t, s.lomsURLs(), skusUnderLoad(t, s), 0.5, 0.2)
+	l := s.newLoad(0.5, 0.2)
 	l.pace = 50 * time.Millisecond
 	l.start(8)
 	// Each fault may leave webhook calls to be sent again: one per

@@ -60,7 +60,11 @@ type placed struct {
 	refused bool
 }
 
-func newLoad(t *testing.T, urls []string, skus []uint32, pay, cancel float64) *load {
+// newLoad is a load on the system's LOMS replicas, over the skus of
+// skusUnderLoad, paying and cancelling the given shares of orders.
+func (s *system) newLoad(pay, cancel float64) *load {
+	t := s.t
+	urls, skus := s.lomsURLs(), skusUnderLoad(t, s)
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	t.Cleanup(client.CloseIdleConnections)
 	l := &load{t: t, skus: skus, pay: pay, cancel: cancel, pace: 10 * time.Millisecond,

@@ -170,6 +170,13 @@ func (s *system) lomsURLs() []string {
 	return urls
 }
 
+// unsent counts the events the relays have not published yet.
+func (s *system) unsent() (int64, error) {
+	var n int64
+	err := s.lomsDB.QueryRow(s.t.Context(), "SELECT count(*) FROM outbox WHERE sent_at IS NULL").Scan(&n)
+	return n, err
+}
+
 // crashPostgres stops Postgres as a crash would, keeps it down for d, and
 // starts it again on the same port.
 func (s *system) crashPostgres(d time.Duration) {
