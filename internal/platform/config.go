@@ -72,9 +72,9 @@ type Config struct {
 	// stops a client that does not read its answer from holding the handler
 	// and its buffers. It also cuts off the handler itself, so it must
 	// exceed RequestTimeout: an RPC that runs into its default deadline still
-	// has time to send its deadline_exceeded. It cuts off streams too: a
-	// health Watch or reflection stream ends with an error after it, and the
-	// client opens a new one.
+	// has time to send its deadline_exceeded. Health Watch and reflection
+	// streams, which live as long as their client wants, are exempt: the
+	// shutdown drain ends them.
 	WriteTimeout time.Duration
 	// IdleTimeout is how long a keep-alive connection (HTTP/1.1) or an
 	// HTTP/2 connection without streams stays open waiting for the next
