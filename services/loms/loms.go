@@ -39,6 +39,9 @@ type Config struct {
 	// SeedDemo adds the demo catalog's stock on start, keeping existing
 	// rows (MINIZON_SEED; default false, true in `minizon dev`).
 	SeedDemo bool
+	// BatchMax bounds how many concurrent CreateOrders are reserved in one
+	// transaction (LOMS_BATCH_MAX; 1 turns batching off).
+	BatchMax int
 	// Outbox tunes the relay (LOMS_OUTBOX_POLL_INTERVAL, LOMS_OUTBOX_BATCH,
 	// LOMS_OUTBOX_RETENTION, KAFKA_PRODUCE_TIMEOUT, LOMS_EVENTS_PARTITIONS).
 	Outbox outbox.Config
@@ -47,6 +50,9 @@ type Config struct {
 // DefaultPaymentTimeout is the payment window unless configured.
 const DefaultPaymentTimeout = 10 * time.Minute
 
+// DefaultBatchMax bounds a batch of CreateOrders unless configured.
+const DefaultBatchMax = 128
+
 // ReadConfig reads LOMS's variables; errors are collected in env.
 func ReadConfig(env *envconf.Reader) Config {
 	cfg := Config{
@@ -54,6 +60,7 @@ func ReadConfig(env *envconf.Reader) Config {
 		KafkaBrokers:   env.List("KAFKA_BROKERS", nil),
 		PaymentTimeout: env.Duration("LOMS_PAYMENT_TIMEOUT", DefaultPaymentTimeout),
 		SeedDemo:       env.Bool("MINIZON_SEED", false),
+		BatchMax:       int(env.Int("LOMS_BATCH_MAX", DefaultBatchMax, 1, 1000)),
 		Outbox: outbox.Config{
 			PollInterval:   env.Duration("LOMS_OUTBOX_POLL_INTERVAL", 100*time.Millisecond),
 			BatchSize:      int(env.Int("LOMS_OUTBOX_BATCH", 500, 1, 10000)),
@@ -139,7 +146,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger, tel *telemetry.Tele
 		pool:   pool,
 		kafka:  kafka,
 		store:  st,
-		orders: order.NewService(st, cfg.PaymentTimeout, time.Now),
+		orders: order.NewService(store.NewBatcher(st, cfg.BatchMax), cfg.PaymentTimeout, time.Now),
 		relay:  outbox.NewRelay(st, kafka, cfg.Outbox, log),
 	}, nil
 }

@@ -122,6 +122,14 @@ type Order struct {
 	changes []Change
 }
 
+// Clone returns a copy of o that changes independently of it.
+func (o *Order) Clone() *Order {
+	c := *o
+	c.Items = slices.Clone(o.Items)
+	c.changes = slices.Clone(o.changes)
+	return &c
+}
+
 // Changes are the status changes made since the order was loaded, in order.
 func (o *Order) Changes() []Change { return o.changes }
 

@@ -27,10 +27,21 @@ var t0 = time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
 
 func newService(t *testing.T, stocks ...order.Stock) (*order.Service, *pgxpool.Pool, *lomstest.Clock) {
 	t.Helper()
+	return newBatchedService(t, 1, stocks...)
+}
+
+// newBatchedService is newService with CreateOrder batched, at most max
+// orders a batch (1: each its own transaction).
+func newBatchedService(t *testing.T, max int, stocks ...order.Stock) (*order.Service, *pgxpool.Pool, *lomstest.Clock) {
+	t.Helper()
 	clock := lomstest.NewClock(t0)
 	st, pool := lomstest.NewStore(t, pg, clock.Now, stocks...)
-	return order.NewService(st, 10*time.Minute, clock.Now), pool, clock
+	return order.NewService(store.NewBatcher(st, max), 10*time.Minute, clock.Now), pool, clock
 }
+
+// batchModes are the batch bounds the concurrency tests run with: batching
+// off, and on.
+var batchModes = []int{1, 64}
 
 // events returns the decoded outbox events of an order, in outbox order.
 func events(t *testing.T, pool *pgxpool.Pool, orderID int64) []*lomsv1.OrderEvent {
@@ -236,8 +247,17 @@ func TestIdempotencyKeyReturnsFirstOrder(t *testing.T) {
 // orders for a sku with 50 units in 2 warehouses reserve exactly 50.
 func TestConcurrentOrdersNeverOversell(t *testing.T) {
 	t.Parallel()
+	for _, max := range batchModes {
+		t.Run(fmt.Sprintf("batch_max=%d", max), func(t *testing.T) {
+			t.Parallel()
+			concurrentOrdersNeverOversell(t, max)
+		})
+	}
+}
+
+func concurrentOrdersNeverOversell(t *testing.T, max int) {
 	ctx := t.Context()
-	svc, pool, _ := newService(t,
+	svc, pool, _ := newBatchedService(t, max,
 		order.Stock{SKU: 77, Warehouse: 1, Total: 30}, order.Stock{SKU: 77, Warehouse: 2, Total: 20})
 	const n = 200
 	var awaiting, failed atomic.Int64
@@ -274,6 +294,15 @@ func TestConcurrentOrdersNeverOversell(t *testing.T) {
 // every order of items, with pays and cancels mixed in.
 func TestOverlappingOrdersDoNotDeadlock(t *testing.T) {
 	t.Parallel()
+	for _, max := range batchModes {
+		t.Run(fmt.Sprintf("batch_max=%d", max), func(t *testing.T) {
+			t.Parallel()
+			overlappingOrdersDoNotDeadlock(t, max)
+		})
+	}
+}
+
+func overlappingOrdersDoNotDeadlock(t *testing.T, max int) {
 	ctx := t.Context()
 	var stocks []order.Stock
 	for sku := uint32(1); sku <= 4; sku++ {
@@ -281,7 +310,7 @@ func TestOverlappingOrdersDoNotDeadlock(t *testing.T) {
 			stocks = append(stocks, order.Stock{SKU: sku, Warehouse: wh, Total: 40})
 		}
 	}
-	svc, pool, _ := newService(t, stocks...)
+	svc, pool, _ := newBatchedService(t, max, stocks...)
 	var wg sync.WaitGroup
 	var paidUnits atomic.Int64
 	for i := range 120 {

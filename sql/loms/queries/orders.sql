@@ -1,11 +1,17 @@
--- name: InsertOrder :one
--- Inserts a new order unless the user already has one with this idempotency
--- key; then no row is returned. A concurrent insert with the same key waits
--- for the first transaction and then returns no row.
+-- name: InsertOrders :many
+-- Inserts a batch of new orders, one per element of the arrays, except
+-- those whose user already has an order with the same idempotency key (an
+-- empty key is none): no row is returned for them. An insert that meets a
+-- key another transaction has just inserted waits for that transaction and
+-- then returns no row. The caller sorts the batch by (user, key), so that
+-- two batches wait for each other's keys in one order and cannot deadlock
+-- (set-returning functions in a select list yield their arrays in order).
 INSERT INTO orders (user_id, status, idempotency_key, created_at, pay_by, updated_at)
-VALUES (@user_id, @status, sqlc.narg('idempotency_key'), @created_at, @pay_by, @created_at)
+SELECT i.user_id, 'new', NULLIF(i.idempotency_key, ''), i.created_at, i.pay_by, i.created_at
+FROM (SELECT unnest(@user_ids::bigint[]) AS user_id, unnest(@idempotency_keys::text[]) AS idempotency_key,
+             unnest(@created_ats::timestamptz[]) AS created_at, unnest(@pay_bys::timestamptz[]) AS pay_by) i
 ON CONFLICT (user_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-RETURNING id;
+RETURNING id, user_id, COALESCE(idempotency_key, '')::text AS idempotency_key, created_at, pay_by;
 
 -- name: GetOrderByIdempotencyKey :one
 SELECT id FROM orders WHERE user_id = @user_id AND idempotency_key = @idempotency_key::text;
@@ -16,21 +22,25 @@ SELECT id, user_id, status, created_at, pay_by FROM orders WHERE id = @id;
 -- name: GetOrderForUpdate :one
 SELECT id, user_id, status, created_at, pay_by FROM orders WHERE id = @id FOR UPDATE;
 
--- name: UpdateOrderStatus :exec
-UPDATE orders SET status = @status, updated_at = @updated_at WHERE id = @id;
+-- name: UpdateOrderStatuses :exec
+-- Sets each order's status (the names of order_status, as text).
+UPDATE orders o SET status = v.status::order_status, updated_at = @updated_at
+FROM (SELECT unnest(@ids::bigint[]) AS id, unnest(@statuses::text[]) AS status) v
+WHERE o.id = v.id;
 
 -- name: InsertOrderItems :exec
 INSERT INTO order_items (order_id, sku, count)
-SELECT @order_id, unnest(@skus::bigint[]), unnest(@counts::bigint[]);
+SELECT unnest(@order_ids::bigint[]), unnest(@skus::bigint[]), unnest(@counts::bigint[]);
 
 -- name: ListOrderItems :many
-SELECT sku, count FROM order_items WHERE order_id = @order_id ORDER BY sku;
+-- The items of the given orders, by order and sku.
+SELECT order_id, sku, count FROM order_items WHERE order_id = ANY(@order_ids::bigint[]) ORDER BY order_id, sku;
 
 -- name: LockExpiredOrders :many
 -- Claims a batch of orders whose payment window has passed. SKIP LOCKED lets
 -- any number of sweepers (and OrderPayed calls) run at once: an order locked
 -- by someone else is left to them.
-SELECT id FROM orders
+SELECT id, user_id, status, created_at, pay_by FROM orders
 WHERE status = 'awaiting_payment' AND pay_by < @now
 ORDER BY pay_by
 LIMIT @max_orders

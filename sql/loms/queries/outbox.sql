@@ -1,7 +1,10 @@
 -- name: InsertOutbox :exec
+-- One row per event; an empty trace context is stored as NULL.
 INSERT INTO outbox (event_id, order_id, payload, created_at, traceparent, tracestate)
-SELECT unnest(@event_ids::uuid[]), unnest(@order_ids::bigint[]), unnest(@payloads::bytea[]), @created_at::timestamptz,
-    sqlc.narg(traceparent)::text, sqlc.narg(tracestate)::text;
+SELECT e.event_id, e.order_id, e.payload, @created_at::timestamptz, NULLIF(e.traceparent, ''), NULLIF(e.tracestate, '')
+FROM (SELECT unnest(@event_ids::uuid[]) AS event_id, unnest(@order_ids::bigint[]) AS order_id,
+             unnest(@payloads::bytea[]) AS payload, unnest(@traceparents::text[]) AS traceparent,
+             unnest(@tracestates::text[]) AS tracestate) e;
 
 -- name: TryLockRelay :one
 -- One relay at a time publishes, whatever the number of replicas: the

@@ -6,16 +6,18 @@ WHERE sku = ANY(@skus::bigint[])
 ORDER BY sku, warehouse_id
 FOR UPDATE;
 
--- name: LockReservedStocks :many
--- Locks the stock rows an order has reservations on, in the same global
--- order as LockStocks.
-SELECT s.sku, s.warehouse_id FROM stocks s
+-- name: LockReservedStocks :exec
+-- Locks the stock rows the given orders have reservations on, in the same
+-- global order as LockStocks.
+SELECT s.sku FROM stocks s
 JOIN reservations r ON r.sku = s.sku AND r.warehouse_id = s.warehouse_id
-WHERE r.order_id = @order_id
+WHERE r.order_id = ANY(@order_ids::bigint[])
 ORDER BY s.sku, s.warehouse_id
 FOR UPDATE OF s;
 
 -- name: ReserveStocks :exec
+-- Adds to each row's reserved units; one element per stock row (an UPDATE
+-- applies only one of several source rows that match the same target row).
 UPDATE stocks s SET reserved = s.reserved + v.count
 FROM (SELECT unnest(@skus::bigint[]) AS sku,
              unnest(@warehouse_ids::bigint[]) AS warehouse_id,
@@ -24,24 +26,29 @@ WHERE s.sku = v.sku AND s.warehouse_id = v.warehouse_id;
 
 -- name: InsertReservations :exec
 INSERT INTO reservations (order_id, sku, warehouse_id, count)
-SELECT @order_id, unnest(@skus::bigint[]), unnest(@warehouse_ids::bigint[]), unnest(@counts::bigint[]);
+SELECT unnest(@order_ids::bigint[]), unnest(@skus::bigint[]), unnest(@warehouse_ids::bigint[]), unnest(@counts::bigint[]);
 
 -- name: ReleaseReservations :exec
--- Returns an order's reserved units to the available stock.
+-- Returns the given orders' reserved units to the available stock, summed
+-- per stock row first: several orders may hold units of one row.
 WITH r AS (
-    DELETE FROM reservations WHERE order_id = @order_id RETURNING sku, warehouse_id, count
+    DELETE FROM reservations WHERE order_id = ANY(@order_ids::bigint[]) RETURNING sku, warehouse_id, count
+), per_row AS (
+    SELECT sku, warehouse_id, sum(count)::bigint AS count FROM r GROUP BY sku, warehouse_id
 )
-UPDATE stocks s SET reserved = s.reserved - r.count
-FROM r WHERE s.sku = r.sku AND s.warehouse_id = r.warehouse_id;
+UPDATE stocks s SET reserved = s.reserved - per_row.count
+FROM per_row WHERE s.sku = per_row.sku AND s.warehouse_id = per_row.warehouse_id;
 
 -- name: WriteOffReservations :exec
--- Ships an order's reserved units: they leave both the reserved and the total
--- count.
+-- Ships the given orders' reserved units: they leave both the reserved and
+-- the total count.
 WITH r AS (
-    DELETE FROM reservations WHERE order_id = @order_id RETURNING sku, warehouse_id, count
+    DELETE FROM reservations WHERE order_id = ANY(@order_ids::bigint[]) RETURNING sku, warehouse_id, count
+), per_row AS (
+    SELECT sku, warehouse_id, sum(count)::bigint AS count FROM r GROUP BY sku, warehouse_id
 )
-UPDATE stocks s SET reserved = s.reserved - r.count, total = s.total - r.count
-FROM r WHERE s.sku = r.sku AND s.warehouse_id = r.warehouse_id;
+UPDATE stocks s SET reserved = s.reserved - per_row.count, total = s.total - per_row.count
+FROM per_row WHERE s.sku = per_row.sku AND s.warehouse_id = per_row.warehouse_id;
 
 -- name: ListAvailableStocks :many
 SELECT warehouse_id, (total - reserved)::bigint AS available FROM stocks

@@ -8,11 +8,9 @@ package db
 import (
 	"context"
 	"time"
-
-	"github.com/jackc/pgx/v5/pgtype"
 )
 
-const getOrder = `-- name: GetOrder :one
+const GetOrder = `-- name: GetOrder :one
 SELECT id, user_id, status, created_at, pay_by FROM orders WHERE id = $1
 `
 
@@ -25,7 +23,7 @@ type GetOrderRow struct {
 }
 
 func (q *Queries) GetOrder(ctx context.Context, id int64) (GetOrderRow, error) {
-	row := q.db.QueryRow(ctx, getOrder, id)
+	row := q.db.QueryRow(ctx, GetOrder, id)
 	var i GetOrderRow
 	err := row.Scan(
 		&i.ID,
@@ -37,7 +35,7 @@ func (q *Queries) GetOrder(ctx context.Context, id int64) (GetOrderRow, error) {
 	return i, err
 }
 
-const getOrderByIdempotencyKey = `-- name: GetOrderByIdempotencyKey :one
+const GetOrderByIdempotencyKey = `-- name: GetOrderByIdempotencyKey :one
 SELECT id FROM orders WHERE user_id = $1 AND idempotency_key = $2::text
 `
 
@@ -47,13 +45,13 @@ type GetOrderByIdempotencyKeyParams struct {
 }
 
 func (q *Queries) GetOrderByIdempotencyKey(ctx context.Context, arg GetOrderByIdempotencyKeyParams) (int64, error) {
-	row := q.db.QueryRow(ctx, getOrderByIdempotencyKey, arg.UserID, arg.IdempotencyKey)
+	row := q.db.QueryRow(ctx, GetOrderByIdempotencyKey, arg.UserID, arg.IdempotencyKey)
 	var id int64
 	err := row.Scan(&id)
 	return id, err
 }
 
-const getOrderForUpdate = `-- name: GetOrderForUpdate :one
+const GetOrderForUpdate = `-- name: GetOrderForUpdate :one
 SELECT id, user_id, status, created_at, pay_by FROM orders WHERE id = $1 FOR UPDATE
 `
 
@@ -66,7 +64,7 @@ type GetOrderForUpdateRow struct {
 }
 
 func (q *Queries) GetOrderForUpdate(ctx context.Context, id int64) (GetOrderForUpdateRow, error) {
-	row := q.db.QueryRow(ctx, getOrderForUpdate, id)
+	row := q.db.QueryRow(ctx, GetOrderForUpdate, id)
 	var i GetOrderForUpdateRow
 	err := row.Scan(
 		&i.ID,
@@ -78,72 +76,74 @@ func (q *Queries) GetOrderForUpdate(ctx context.Context, id int64) (GetOrderForU
 	return i, err
 }
 
-const insertOrder = `-- name: InsertOrder :one
-INSERT INTO orders (user_id, status, idempotency_key, created_at, pay_by, updated_at)
-VALUES ($1, $2, $3, $4, $5, $4)
-ON CONFLICT (user_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-RETURNING id
+const InsertOrderItems = `-- name: InsertOrderItems :exec
+INSERT INTO order_items (order_id, sku, count)
+SELECT unnest($1::bigint[]), unnest($2::bigint[]), unnest($3::bigint[])
 `
 
-type InsertOrderParams struct {
+type InsertOrderItemsParams struct {
+	OrderIds []int64
+	Skus     []int64
+	Counts   []int64
+}
+
+func (q *Queries) InsertOrderItems(ctx context.Context, arg InsertOrderItemsParams) error {
+	_, err := q.db.Exec(ctx, InsertOrderItems, arg.OrderIds, arg.Skus, arg.Counts)
+	return err
+}
+
+const InsertOrders = `-- name: InsertOrders :many
+INSERT INTO orders (user_id, status, idempotency_key, created_at, pay_by, updated_at)
+SELECT i.user_id, 'new', NULLIF(i.idempotency_key, ''), i.created_at, i.pay_by, i.created_at
+FROM (SELECT unnest($1::bigint[]) AS user_id, unnest($2::text[]) AS idempotency_key,
+             unnest($3::timestamptz[]) AS created_at, unnest($4::timestamptz[]) AS pay_by) i
+ON CONFLICT (user_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+RETURNING id, user_id, COALESCE(idempotency_key, '')::text AS idempotency_key, created_at, pay_by
+`
+
+type InsertOrdersParams struct {
+	UserIds         []int64
+	IdempotencyKeys []string
+	CreatedAts      []time.Time
+	PayBys          []time.Time
+}
+
+type InsertOrdersRow struct {
+	ID             int64
 	UserID         int64
-	Status         OrderStatus
-	IdempotencyKey pgtype.Text
+	IdempotencyKey string
 	CreatedAt      time.Time
 	PayBy          time.Time
 }
 
-// Inserts a new order unless the user already has one with this idempotency
-// key; then no row is returned. A concurrent insert with the same key waits
-// for the first transaction and then returns no row.
-func (q *Queries) InsertOrder(ctx context.Context, arg InsertOrderParams) (int64, error) {
-	row := q.db.QueryRow(ctx, insertOrder,
-		arg.UserID,
-		arg.Status,
-		arg.IdempotencyKey,
-		arg.CreatedAt,
-		arg.PayBy,
+// Inserts a batch of new orders, one per element of the arrays, except
+// those whose user already has an order with the same idempotency key (an
+// empty key is none): no row is returned for them. An insert that meets a
+// key another transaction has just inserted waits for that transaction and
+// then returns no row. The caller sorts the batch by (user, key), so that
+// two batches wait for each other's keys in one order and cannot deadlock
+// (set-returning functions in a select list yield their arrays in order).
+func (q *Queries) InsertOrders(ctx context.Context, arg InsertOrdersParams) ([]InsertOrdersRow, error) {
+	rows, err := q.db.Query(ctx, InsertOrders,
+		arg.UserIds,
+		arg.IdempotencyKeys,
+		arg.CreatedAts,
+		arg.PayBys,
 	)
-	var id int64
-	err := row.Scan(&id)
-	return id, err
-}
-
-const insertOrderItems = `-- name: InsertOrderItems :exec
-INSERT INTO order_items (order_id, sku, count)
-SELECT $1, unnest($2::bigint[]), unnest($3::bigint[])
-`
-
-type InsertOrderItemsParams struct {
-	OrderID int64
-	Skus    []int64
-	Counts  []int64
-}
-
-func (q *Queries) InsertOrderItems(ctx context.Context, arg InsertOrderItemsParams) error {
-	_, err := q.db.Exec(ctx, insertOrderItems, arg.OrderID, arg.Skus, arg.Counts)
-	return err
-}
-
-const listOrderItems = `-- name: ListOrderItems :many
-SELECT sku, count FROM order_items WHERE order_id = $1 ORDER BY sku
-`
-
-type ListOrderItemsRow struct {
-	Sku   int64
-	Count int64
-}
-
-func (q *Queries) ListOrderItems(ctx context.Context, orderID int64) ([]ListOrderItemsRow, error) {
-	rows, err := q.db.Query(ctx, listOrderItems, orderID)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	items := []ListOrderItemsRow{}
+	items := []InsertOrdersRow{}
 	for rows.Next() {
-		var i ListOrderItemsRow
-		if err := rows.Scan(&i.Sku, &i.Count); err != nil {
+		var i InsertOrdersRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.UserID,
+			&i.IdempotencyKey,
+			&i.CreatedAt,
+			&i.PayBy,
+		); err != nil {
 			return nil, err
 		}
 		items = append(items, i)
@@ -154,8 +154,33 @@ func (q *Queries) ListOrderItems(ctx context.Context, orderID int64) ([]ListOrde
 	return items, nil
 }
 
-const lockExpiredOrders = `-- name: LockExpiredOrders :many
-SELECT id FROM orders
+const ListOrderItems = `-- name: ListOrderItems :many
+SELECT order_id, sku, count FROM order_items WHERE order_id = ANY($1::bigint[]) ORDER BY order_id, sku
+`
+
+// The items of the given orders, by order and sku.
+func (q *Queries) ListOrderItems(ctx context.Context, orderIds []int64) ([]OrderItem, error) {
+	rows, err := q.db.Query(ctx, ListOrderItems, orderIds)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []OrderItem{}
+	for rows.Next() {
+		var i OrderItem
+		if err := rows.Scan(&i.OrderID, &i.Sku, &i.Count); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const LockExpiredOrders = `-- name: LockExpiredOrders :many
+SELECT id, user_id, status, created_at, pay_by FROM orders
 WHERE status = 'awaiting_payment' AND pay_by < $1
 ORDER BY pay_by
 LIMIT $2
@@ -167,22 +192,36 @@ type LockExpiredOrdersParams struct {
 	MaxOrders int32
 }
 
+type LockExpiredOrdersRow struct {
+	ID        int64
+	UserID    int64
+	Status    OrderStatus
+	CreatedAt time.Time
+	PayBy     time.Time
+}
+
 // Claims a batch of orders whose payment window has passed. SKIP LOCKED lets
 // any number of sweepers (and OrderPayed calls) run at once: an order locked
 // by someone else is left to them.
-func (q *Queries) LockExpiredOrders(ctx context.Context, arg LockExpiredOrdersParams) ([]int64, error) {
-	rows, err := q.db.Query(ctx, lockExpiredOrders, arg.Now, arg.MaxOrders)
+func (q *Queries) LockExpiredOrders(ctx context.Context, arg LockExpiredOrdersParams) ([]LockExpiredOrdersRow, error) {
+	rows, err := q.db.Query(ctx, LockExpiredOrders, arg.Now, arg.MaxOrders)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	items := []int64{}
+	items := []LockExpiredOrdersRow{}
 	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
+		var i LockExpiredOrdersRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.UserID,
+			&i.Status,
+			&i.CreatedAt,
+			&i.PayBy,
+		); err != nil {
 			return nil, err
 		}
-		items = append(items, id)
+		items = append(items, i)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err
@@ -190,17 +229,20 @@ func (q *Queries) LockExpiredOrders(ctx context.Context, arg LockExpiredOrdersPa
 	return items, nil
 }
 
-const updateOrderStatus = `-- name: UpdateOrderStatus :exec
-UPDATE orders SET status = $1, updated_at = $2 WHERE id = $3
+const UpdateOrderStatuses = `-- name: UpdateOrderStatuses :exec
+UPDATE orders o SET status = v.status::order_status, updated_at = $1
+FROM (SELECT unnest($2::bigint[]) AS id, unnest($3::text[]) AS status) v
+WHERE o.id = v.id
 `
 
-type UpdateOrderStatusParams struct {
-	Status    OrderStatus
+type UpdateOrderStatusesParams struct {
 	UpdatedAt time.Time
-	ID        int64
+	Ids       []int64
+	Statuses  []string
 }
 
-func (q *Queries) UpdateOrderStatus(ctx context.Context, arg UpdateOrderStatusParams) error {
-	_, err := q.db.Exec(ctx, updateOrderStatus, arg.Status, arg.UpdatedAt, arg.ID)
+// Sets each order's status (the names of order_status, as text).
+func (q *Queries) UpdateOrderStatuses(ctx context.Context, arg UpdateOrderStatusesParams) error {
+	_, err := q.db.Exec(ctx, UpdateOrderStatuses, arg.UpdatedAt, arg.Ids, arg.Statuses)
 	return err
 }

@@ -12,51 +12,54 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 )
 
-const deleteSentOutbox = `-- name: DeleteSentOutbox :execrows
+const DeleteSentOutbox = `-- name: DeleteSentOutbox :execrows
 DELETE FROM outbox WHERE sent_at < $1::timestamptz
 `
 
 func (q *Queries) DeleteSentOutbox(ctx context.Context, before time.Time) (int64, error) {
-	result, err := q.db.Exec(ctx, deleteSentOutbox, before)
+	result, err := q.db.Exec(ctx, DeleteSentOutbox, before)
 	if err != nil {
 		return 0, err
 	}
 	return result.RowsAffected(), nil
 }
 
-const insertOutbox = `-- name: InsertOutbox :exec
+const InsertOutbox = `-- name: InsertOutbox :exec
 INSERT INTO outbox (event_id, order_id, payload, created_at, traceparent, tracestate)
-SELECT unnest($1::uuid[]), unnest($2::bigint[]), unnest($3::bytea[]), $4::timestamptz,
-    $5::text, $6::text
+SELECT e.event_id, e.order_id, e.payload, $1::timestamptz, NULLIF(e.traceparent, ''), NULLIF(e.tracestate, '')
+FROM (SELECT unnest($2::uuid[]) AS event_id, unnest($3::bigint[]) AS order_id,
+             unnest($4::bytea[]) AS payload, unnest($5::text[]) AS traceparent,
+             unnest($6::text[]) AS tracestate) e
 `
 
 type InsertOutboxParams struct {
-	EventIds    []pgtype.UUID
-	OrderIds    []int64
-	Payloads    [][]byte
-	CreatedAt   time.Time
-	Traceparent pgtype.Text
-	Tracestate  pgtype.Text
+	CreatedAt    time.Time
+	EventIds     []pgtype.UUID
+	OrderIds     []int64
+	Payloads     [][]byte
+	Traceparents []string
+	Tracestates  []string
 }
 
+// One row per event; an empty trace context is stored as NULL.
 func (q *Queries) InsertOutbox(ctx context.Context, arg InsertOutboxParams) error {
-	_, err := q.db.Exec(ctx, insertOutbox,
+	_, err := q.db.Exec(ctx, InsertOutbox,
+		arg.CreatedAt,
 		arg.EventIds,
 		arg.OrderIds,
 		arg.Payloads,
-		arg.CreatedAt,
-		arg.Traceparent,
-		arg.Tracestate,
+		arg.Traceparents,
+		arg.Tracestates,
 	)
 	return err
 }
 
-const listOutboxPartitions = `-- name: ListOutboxPartitions :many
+const ListOutboxPartitions = `-- name: ListOutboxPartitions :many
 SELECT partition, next_offset FROM outbox_partitions
 `
 
 func (q *Queries) ListOutboxPartitions(ctx context.Context) ([]OutboxPartition, error) {
-	rows, err := q.db.Query(ctx, listOutboxPartitions)
+	rows, err := q.db.Query(ctx, ListOutboxPartitions)
 	if err != nil {
 		return nil, err
 	}
@@ -75,7 +78,7 @@ func (q *Queries) ListOutboxPartitions(ctx context.Context) ([]OutboxPartition, 
 	return items, nil
 }
 
-const listUnsentOutbox = `-- name: ListUnsentOutbox :many
+const ListUnsentOutbox = `-- name: ListUnsentOutbox :many
 SELECT id, event_id, order_id, payload, traceparent, tracestate FROM outbox
 WHERE sent_at IS NULL
 ORDER BY id
@@ -92,7 +95,7 @@ type ListUnsentOutboxRow struct {
 }
 
 func (q *Queries) ListUnsentOutbox(ctx context.Context, maxRows int32) ([]ListUnsentOutboxRow, error) {
-	rows, err := q.db.Query(ctx, listUnsentOutbox, maxRows)
+	rows, err := q.db.Query(ctx, ListUnsentOutbox, maxRows)
 	if err != nil {
 		return nil, err
 	}
@@ -118,7 +121,7 @@ func (q *Queries) ListUnsentOutbox(ctx context.Context, maxRows int32) ([]ListUn
 	return items, nil
 }
 
-const markOutboxEventsSent = `-- name: MarkOutboxEventsSent :exec
+const MarkOutboxEventsSent = `-- name: MarkOutboxEventsSent :exec
 UPDATE outbox SET sent_at = $1::timestamptz
 WHERE event_id = ANY($2::uuid[]) AND sent_at IS NULL
 `
@@ -130,11 +133,11 @@ type MarkOutboxEventsSentParams struct {
 
 // Rows whose records a relay found already in Kafka.
 func (q *Queries) MarkOutboxEventsSent(ctx context.Context, arg MarkOutboxEventsSentParams) error {
-	_, err := q.db.Exec(ctx, markOutboxEventsSent, arg.SentAt, arg.EventIds)
+	_, err := q.db.Exec(ctx, MarkOutboxEventsSent, arg.SentAt, arg.EventIds)
 	return err
 }
 
-const markOutboxSent = `-- name: MarkOutboxSent :exec
+const MarkOutboxSent = `-- name: MarkOutboxSent :exec
 UPDATE outbox SET sent_at = $1::timestamptz WHERE id = ANY($2::bigint[])
 `
 
@@ -144,11 +147,11 @@ type MarkOutboxSentParams struct {
 }
 
 func (q *Queries) MarkOutboxSent(ctx context.Context, arg MarkOutboxSentParams) error {
-	_, err := q.db.Exec(ctx, markOutboxSent, arg.SentAt, arg.Ids)
+	_, err := q.db.Exec(ctx, MarkOutboxSent, arg.SentAt, arg.Ids)
 	return err
 }
 
-const outboxBacklog = `-- name: OutboxBacklog :one
+const OutboxBacklog = `-- name: OutboxBacklog :one
 SELECT
     (SELECT count(*) FROM outbox WHERE sent_at IS NULL)::bigint AS unsent,
     COALESCE((SELECT GREATEST(EXTRACT(EPOCH FROM now() - created_at), 0) FROM outbox
@@ -164,13 +167,13 @@ type OutboxBacklogRow struct {
 // The oldest is the first by id (the partial index); created_at comes
 // from the application's clock, so the age is kept from going negative.
 func (q *Queries) OutboxBacklog(ctx context.Context) (OutboxBacklogRow, error) {
-	row := q.db.QueryRow(ctx, outboxBacklog)
+	row := q.db.QueryRow(ctx, OutboxBacklog)
 	var i OutboxBacklogRow
 	err := row.Scan(&i.Unsent, &i.OldestAgeSeconds)
 	return i, err
 }
 
-const saveOutboxPartitions = `-- name: SaveOutboxPartitions :exec
+const SaveOutboxPartitions = `-- name: SaveOutboxPartitions :exec
 INSERT INTO outbox_partitions (partition, next_offset)
 SELECT unnest($1::integer[]), unnest($2::bigint[])
 ON CONFLICT (partition) DO UPDATE SET next_offset = EXCLUDED.next_offset
@@ -182,18 +185,18 @@ type SaveOutboxPartitionsParams struct {
 }
 
 func (q *Queries) SaveOutboxPartitions(ctx context.Context, arg SaveOutboxPartitionsParams) error {
-	_, err := q.db.Exec(ctx, saveOutboxPartitions, arg.Partitions, arg.NextOffsets)
+	_, err := q.db.Exec(ctx, SaveOutboxPartitions, arg.Partitions, arg.NextOffsets)
 	return err
 }
 
-const tryLockRelay = `-- name: TryLockRelay :one
+const TryLockRelay = `-- name: TryLockRelay :one
 SELECT pg_try_advisory_xact_lock($1::bigint)
 `
 
 // One relay at a time publishes, whatever the number of replicas: the
 // transaction-scoped advisory lock keeps per-order event order intact.
 func (q *Queries) TryLockRelay(ctx context.Context, key int64) (bool, error) {
-	row := q.db.QueryRow(ctx, tryLockRelay, key)
+	row := q.db.QueryRow(ctx, TryLockRelay, key)
 	var pg_try_advisory_xact_lock bool
 	err := row.Scan(&pg_try_advisory_xact_lock)
 	return pg_try_advisory_xact_lock, err

@@ -9,21 +9,21 @@ import (
 	"context"
 )
 
-const insertReservations = `-- name: InsertReservations :exec
+const InsertReservations = `-- name: InsertReservations :exec
 INSERT INTO reservations (order_id, sku, warehouse_id, count)
-SELECT $1, unnest($2::bigint[]), unnest($3::bigint[]), unnest($4::bigint[])
+SELECT unnest($1::bigint[]), unnest($2::bigint[]), unnest($3::bigint[]), unnest($4::bigint[])
 `
 
 type InsertReservationsParams struct {
-	OrderID      int64
+	OrderIds     []int64
 	Skus         []int64
 	WarehouseIds []int64
 	Counts       []int64
 }
 
 func (q *Queries) InsertReservations(ctx context.Context, arg InsertReservationsParams) error {
-	_, err := q.db.Exec(ctx, insertReservations,
-		arg.OrderID,
+	_, err := q.db.Exec(ctx, InsertReservations,
+		arg.OrderIds,
 		arg.Skus,
 		arg.WarehouseIds,
 		arg.Counts,
@@ -31,7 +31,7 @@ func (q *Queries) InsertReservations(ctx context.Context, arg InsertReservations
 	return err
 }
 
-const listAvailableStocks = `-- name: ListAvailableStocks :many
+const ListAvailableStocks = `-- name: ListAvailableStocks :many
 SELECT warehouse_id, (total - reserved)::bigint AS available FROM stocks
 WHERE sku = $1 AND total > reserved
 ORDER BY warehouse_id
@@ -43,7 +43,7 @@ type ListAvailableStocksRow struct {
 }
 
 func (q *Queries) ListAvailableStocks(ctx context.Context, sku int64) ([]ListAvailableStocksRow, error) {
-	rows, err := q.db.Query(ctx, listAvailableStocks, sku)
+	rows, err := q.db.Query(ctx, ListAvailableStocks, sku)
 	if err != nil {
 		return nil, err
 	}
@@ -62,42 +62,22 @@ func (q *Queries) ListAvailableStocks(ctx context.Context, sku int64) ([]ListAva
 	return items, nil
 }
 
-const lockReservedStocks = `-- name: LockReservedStocks :many
-SELECT s.sku, s.warehouse_id FROM stocks s
+const LockReservedStocks = `-- name: LockReservedStocks :exec
+SELECT s.sku FROM stocks s
 JOIN reservations r ON r.sku = s.sku AND r.warehouse_id = s.warehouse_id
-WHERE r.order_id = $1
+WHERE r.order_id = ANY($1::bigint[])
 ORDER BY s.sku, s.warehouse_id
 FOR UPDATE OF s
 `
 
-type LockReservedStocksRow struct {
-	Sku         int64
-	WarehouseID int64
+// Locks the stock rows the given orders have reservations on, in the same
+// global order as LockStocks.
+func (q *Queries) LockReservedStocks(ctx context.Context, orderIds []int64) error {
+	_, err := q.db.Exec(ctx, LockReservedStocks, orderIds)
+	return err
 }
 
-// Locks the stock rows an order has reservations on, in the same global
-// order as LockStocks.
-func (q *Queries) LockReservedStocks(ctx context.Context, orderID int64) ([]LockReservedStocksRow, error) {
-	rows, err := q.db.Query(ctx, lockReservedStocks, orderID)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	items := []LockReservedStocksRow{}
-	for rows.Next() {
-		var i LockReservedStocksRow
-		if err := rows.Scan(&i.Sku, &i.WarehouseID); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
-const lockStocks = `-- name: LockStocks :many
+const LockStocks = `-- name: LockStocks :many
 SELECT sku, warehouse_id, total, reserved FROM stocks
 WHERE sku = ANY($1::bigint[])
 ORDER BY sku, warehouse_id
@@ -107,7 +87,7 @@ FOR UPDATE
 // Locks every stock row of the skus in one global (sku, warehouse_id) order,
 // so that concurrent orders over overlapping skus cannot deadlock.
 func (q *Queries) LockStocks(ctx context.Context, skus []int64) ([]Stock, error) {
-	rows, err := q.db.Query(ctx, lockStocks, skus)
+	rows, err := q.db.Query(ctx, LockStocks, skus)
 	if err != nil {
 		return nil, err
 	}
@@ -131,21 +111,24 @@ func (q *Queries) LockStocks(ctx context.Context, skus []int64) ([]Stock, error)
 	return items, nil
 }
 
-const releaseReservations = `-- name: ReleaseReservations :exec
+const ReleaseReservations = `-- name: ReleaseReservations :exec
 WITH r AS (
-    DELETE FROM reservations WHERE order_id = $1 RETURNING sku, warehouse_id, count
+    DELETE FROM reservations WHERE order_id = ANY($1::bigint[]) RETURNING sku, warehouse_id, count
+), per_row AS (
+    SELECT sku, warehouse_id, sum(count)::bigint AS count FROM r GROUP BY sku, warehouse_id
 )
-UPDATE stocks s SET reserved = s.reserved - r.count
-FROM r WHERE s.sku = r.sku AND s.warehouse_id = r.warehouse_id
+UPDATE stocks s SET reserved = s.reserved - per_row.count
+FROM per_row WHERE s.sku = per_row.sku AND s.warehouse_id = per_row.warehouse_id
 `
 
-// Returns an order's reserved units to the available stock.
-func (q *Queries) ReleaseReservations(ctx context.Context, orderID int64) error {
-	_, err := q.db.Exec(ctx, releaseReservations, orderID)
+// Returns the given orders' reserved units to the available stock, summed
+// per stock row first: several orders may hold units of one row.
+func (q *Queries) ReleaseReservations(ctx context.Context, orderIds []int64) error {
+	_, err := q.db.Exec(ctx, ReleaseReservations, orderIds)
 	return err
 }
 
-const reserveStocks = `-- name: ReserveStocks :exec
+const ReserveStocks = `-- name: ReserveStocks :exec
 UPDATE stocks s SET reserved = s.reserved + v.count
 FROM (SELECT unnest($1::bigint[]) AS sku,
              unnest($2::bigint[]) AS warehouse_id,
@@ -159,12 +142,14 @@ type ReserveStocksParams struct {
 	Counts       []int64
 }
 
+// Adds to each row's reserved units; one element per stock row (an UPDATE
+// applies only one of several source rows that match the same target row).
 func (q *Queries) ReserveStocks(ctx context.Context, arg ReserveStocksParams) error {
-	_, err := q.db.Exec(ctx, reserveStocks, arg.Skus, arg.WarehouseIds, arg.Counts)
+	_, err := q.db.Exec(ctx, ReserveStocks, arg.Skus, arg.WarehouseIds, arg.Counts)
 	return err
 }
 
-const seedStocks = `-- name: SeedStocks :execrows
+const SeedStocks = `-- name: SeedStocks :execrows
 INSERT INTO stocks (sku, warehouse_id, total)
 SELECT unnest($1::bigint[]), unnest($2::bigint[]), unnest($3::bigint[])
 ON CONFLICT (sku, warehouse_id) DO NOTHING
@@ -178,24 +163,26 @@ type SeedStocksParams struct {
 
 // Adds stock rows that do not exist yet; existing rows keep their counts.
 func (q *Queries) SeedStocks(ctx context.Context, arg SeedStocksParams) (int64, error) {
-	result, err := q.db.Exec(ctx, seedStocks, arg.Skus, arg.WarehouseIds, arg.Totals)
+	result, err := q.db.Exec(ctx, SeedStocks, arg.Skus, arg.WarehouseIds, arg.Totals)
 	if err != nil {
 		return 0, err
 	}
 	return result.RowsAffected(), nil
 }
 
-const writeOffReservations = `-- name: WriteOffReservations :exec
+const WriteOffReservations = `-- name: WriteOffReservations :exec
 WITH r AS (
-    DELETE FROM reservations WHERE order_id = $1 RETURNING sku, warehouse_id, count
+    DELETE FROM reservations WHERE order_id = ANY($1::bigint[]) RETURNING sku, warehouse_id, count
+), per_row AS (
+    SELECT sku, warehouse_id, sum(count)::bigint AS count FROM r GROUP BY sku, warehouse_id
 )
-UPDATE stocks s SET reserved = s.reserved - r.count, total = s.total - r.count
-FROM r WHERE s.sku = r.sku AND s.warehouse_id = r.warehouse_id
+UPDATE stocks s SET reserved = s.reserved - per_row.count, total = s.total - per_row.count
+FROM per_row WHERE s.sku = per_row.sku AND s.warehouse_id = per_row.warehouse_id
 `
 
-// Ships an order's reserved units: they leave both the reserved and the total
-// count.
-func (q *Queries) WriteOffReservations(ctx context.Context, orderID int64) error {
-	_, err := q.db.Exec(ctx, writeOffReservations, orderID)
+// Ships the given orders' reserved units: they leave both the reserved and
+// the total count.
+func (q *Queries) WriteOffReservations(ctx context.Context, orderIds []int64) error {
+	_, err := q.db.Exec(ctx, WriteOffReservations, orderIds)
 	return err
 }
