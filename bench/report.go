@@ -9,104 +9,98 @@ import (
 	"time"
 )
 
-// target is one of the performance issue's targets, checked on a row.
-type target struct {
-	name string
-	ok   func(r row) (float64, float64, bool) // measured, wanted
-}
-
-var targets = []target{
-	{"CreateOrder RPS ≥ 0.8 × pgbench tps", func(r row) (float64, float64, bool) {
-		v := r.Ratios.CreateOrderVsPgbench
-		return v, 0.8, v >= 0.8
-	}},
-	{"Stocks RPS ≥ 0.6 × noop RPS", func(r row) (float64, float64, bool) {
-		v := r.Ratios.StocksVsNoop
-		return v, 0.6, v >= 0.6
-	}},
-	{"Stocks RPS ≥ 0.3 × pgbench select tps", func(r row) (float64, float64, bool) {
-		v := r.Ratios.StocksVsSelect
-		return v, 0.3, v >= 0.3
-	}},
-	{"oldest unsent event < 1 s", func(r row) (float64, float64, bool) {
-		return r.Outbox.MaxOldestUnsentSeconds, 1, r.Outbox.MaxOldestUnsentSeconds < 1
-	}},
-	{"every event in Kafka < 2 s after the last order", func(r row) (float64, float64, bool) {
-		// At least: delivery is at least once, and an order of an earlier
-		// run that committed late has its events counted here.
-		return r.Outbox.DrainedSeconds, 2, r.Outbox.DrainedSeconds < 2 && r.Outbox.Events >= r.Outbox.EventsWanted
-	}},
-}
-
-func ratio(a, b float64) float64 {
-	if b == 0 {
-		return 0
-	}
-	return a / b
-}
-
-func renderReport(cfg config, settings string, rows []row, peakRSS float64) string {
+func renderReport(cfg config, settings string, rows []row, peakRSS float64, stock stockCheck, base baseline) string {
 	var b strings.Builder
 	host, _ := os.Hostname()
 	fmt.Fprintf(&b, "# LOMS against its yardsticks\n\n%s on %s (%d CPUs, %s). %s.\n",
 		time.Now().UTC().Format("2006-01-02 15:04 MST"), host, runtime.NumCPU(), cpuModel(), settings)
 	fmt.Fprintf(&b, "Each run: %s measured after %s of warm-up; %d rounds of every run, each round's service figures paired with "+
-		"that round's pgbench; rates and p99 are those of the median round, ratios the median of the rounds' ratios; "+
-		"%d skus in 2 warehouses; LOMS binary %s.\n\n",
-		cfg.duration, cfg.warmup, cfg.rounds, cfg.skus, cfg.lomsBin)
+		"that round's pgbench; rates and latencies are those of the median round, ratios the median of the rounds' ratios; "+
+		"%d skus in 2 warehouses, and sku %d for the flash sale; LOMS binary %s.\n\n",
+		cfg.duration, cfg.warmup, cfg.rounds, cfg.skus, cfg.hotSKU(), cfg.lomsBin)
+	writesTable(&b, rows)
+	readsTable(&b, rows)
+	flashTable(&b, cfg, rows)
+	oneClientTable(&b, rows, base)
+	cpuTable(&b, rows)
+	fmt.Fprintf(&b, "\nLOMS's peak resident memory over the whole run (VmHWM): %.0f MiB.\n", peakRSS)
+	writeTargets(&b, cfg, rows, stock, base)
+	return b.String()
+}
 
+func writesTable(b *strings.Builder, rows []row) {
 	b.WriteString("## Writes: CreateOrder against pgbench running the same transaction\n\n")
 	b.WriteString("| clients | protocol | pgbench tps | CreateOrder RPS | ratio | p99 ms pgbench / CreateOrder | errors | oldest unsent event, max | all events in Kafka after | events (wanted) | LOMS RSS max |\n")
 	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range rows {
-		fmt.Fprintf(&b, "| %d | %s | %.0f | %.0f | **%.2f** | %.1f / %.1f | %d | %.2f s | %.2f s | %d (%d) | %.0f MiB |\n",
+		fmt.Fprintf(b, "| %d | %s | %.0f | %.0f | **%.2f** | %.1f / %.1f | %d | %.2f s | %.2f s | %d (%d) | %.0f MiB |\n",
 			r.Clients, r.Protocol, r.PgbenchCreate.RPS, r.CreateOrder.RPS, r.Ratios.CreateOrderVsPgbench,
 			r.PgbenchCreate.P99, r.CreateOrder.P99, r.CreateOrder.Errors, r.Outbox.MaxOldestUnsentSeconds,
 			r.Outbox.DrainedSeconds, r.Outbox.Events, r.Outbox.EventsWanted, r.LOMSMaxRSSMiB)
 	}
+}
+
+func readsTable(b *strings.Builder, rows []row) {
 	b.WriteString("\n## Reads: Stocks against pgbench running the same select, and a no-op RPC\n\n")
 	b.WriteString("| clients | protocol | pgbench select tps | Stocks RPS | noop RPS | Stocks / noop | Stocks / pgbench | p99 ms pgbench / Stocks / noop | errors |\n")
 	b.WriteString("|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range rows {
-		fmt.Fprintf(&b, "| %d | %s | %.0f | %.0f | %.0f | **%.2f** | **%.2f** | %.2f / %.2f / %.2f | %d |\n",
+		fmt.Fprintf(b, "| %d | %s | %.0f | %.0f | %.0f | **%.2f** | **%.2f** | %.2f / %.2f / %.2f | %d |\n",
 			r.Clients, r.Protocol, r.PgbenchSelect.RPS, r.Stocks.RPS, r.Noop.RPS, r.Ratios.StocksVsNoop,
 			r.Ratios.StocksVsSelect, r.PgbenchSelect.P99, r.Stocks.P99, r.Noop.P99,
 			r.Stocks.Errors+r.Noop.Errors)
 	}
-	b.WriteString("\n## Where the CPU goes: microseconds per request, Postgres / LOMS / load generator / harness (Kafka)\n\n")
-	b.WriteString("| clients | protocol | pgbench create | CreateOrder | pgbench select | Stocks | noop |\n")
+}
+
+func flashTable(b *strings.Builder, cfg config, rows []row) {
+	fmt.Fprintf(b, "\n## Flash sale: every order 1 unit of sku %d, against pgbench's one-sku transaction and LOMS's own spread CreateOrder\n\n",
+		cfg.hotSKU())
+	b.WriteString("| clients | protocol | pgbench one-sku tps | flash-sale RPS | flash / pgbench one-sku | spread CreateOrder RPS | flash / spread | p99 ms pgbench / flash | errors | orders failed |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|\n")
+	for _, r := range rows {
+		if f := r.Flash; f != nil {
+			fmt.Fprintf(b, "| %d | %s | %.0f | %.0f | **%.2f** | %.0f | **%.2f** | %.1f / %.1f | %d | %d |\n",
+				r.Clients, r.Protocol, f.PgbenchOneSKU.RPS, f.FlashSale.RPS, f.Ratios.VsPgbench, r.CreateOrder.RPS,
+				f.Ratios.VsSpread, f.PgbenchOneSKU.P99, f.FlashSale.P99, f.FlashSale.Errors, f.FailedOrders)
+		}
+	}
+}
+
+func oneClientTable(b *strings.Builder, rows []row, base baseline) {
+	b.WriteString("\n## One client: CreateOrder of 3 spread skus, one call at a time\n\n")
+	b.WriteString("| protocol | RPS | p50 ms | p99 ms | errors | baseline p50 ms | p50 / baseline |\n")
 	b.WriteString("|---|---|---|---|---|---|---|\n")
 	for _, r := range rows {
-		fmt.Fprintf(&b, "| %d | %s | %s | %s | %s | %s | %s |\n", r.Clients, r.Protocol, r.PgbenchCreate.cpuPerRequest(),
-			r.CreateOrder.cpuPerRequest(), r.PgbenchSelect.cpuPerRequest(), r.Stocks.cpuPerRequest(), r.Noop.cpuPerRequest())
-	}
-	b.WriteString("\nThe machine has " + strconv.Itoa(runtime.NumCPU()) + " CPUs: at N requests/s, a part using U µs per request keeps U·N/10⁶ of them busy.\n")
-	fmt.Fprintf(&b, "\nLOMS's peak resident memory over the whole run (VmHWM): %.0f MiB.\n", peakRSS)
-
-	b.WriteString("\n## Targets (16 clients, gRPC)\n\n")
-	for _, r := range rows {
-		if r.Clients != 16 || r.Protocol != "grpc" {
+		f := r.Flash
+		if f == nil {
 			continue
 		}
-		for _, t := range targets {
-			v, want, ok := t.ok(r)
-			mark := "met"
-			if !ok {
-				mark = "MISSED"
-			}
-			fmt.Fprintf(&b, "- %s: %.2f (want %.2f): %s\n", t.name, v, want, mark)
+		was, cmpText := "-", "-"
+		if p50, ok := base.p50[r.Protocol]; ok {
+			was, cmpText = fmt.Sprintf("%.2f", p50), fmt.Sprintf("**%.2f**", ratio(f.OneClient.P50, p50))
 		}
+		fmt.Fprintf(b, "| %s | %.0f | %.2f | %.2f | %d | %s | %s |\n",
+			r.Protocol, f.OneClient.RPS, f.OneClient.P50, f.OneClient.P99, f.OneClient.Errors, was, cmpText)
 	}
+	if base.file != "" {
+		fmt.Fprintf(b, "\nBaseline: %s, an earlier run on this machine; the machine's speed drifts between runs.\n", base.file)
+	}
+}
+
+func cpuTable(b *strings.Builder, rows []row) {
+	b.WriteString("\n## Where the CPU goes: microseconds per request, Postgres / LOMS / load generator / harness (Kafka)\n\n")
+	b.WriteString("| clients | protocol | pgbench create | CreateOrder | pgbench select | Stocks | noop | pgbench one sku | flash sale |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range rows {
-		if r.Clients == 64 && r.Protocol == "grpc" {
-			mark := "met"
-			if r.LOMSMaxRSSMiB >= 100 {
-				mark = "MISSED"
-			}
-			fmt.Fprintf(&b, "- LOMS RSS under 64-client create-order < 100 MiB: %.0f MiB: %s\n", r.LOMSMaxRSSMiB, mark)
+		oneSKU, sale := "-", "-"
+		if f := r.Flash; f != nil {
+			oneSKU, sale = f.PgbenchOneSKU.cpuPerRequest(), f.FlashSale.cpuPerRequest()
 		}
+		fmt.Fprintf(b, "| %d | %s | %s | %s | %s | %s | %s | %s | %s |\n", r.Clients, r.Protocol, r.PgbenchCreate.cpuPerRequest(),
+			r.CreateOrder.cpuPerRequest(), r.PgbenchSelect.cpuPerRequest(), r.Stocks.cpuPerRequest(), r.Noop.cpuPerRequest(),
+			oneSKU, sale)
 	}
-	return b.String()
+	b.WriteString("\nThe machine has " + strconv.Itoa(runtime.NumCPU()) + " CPUs: at N requests/s, a part using U µs per request keeps U·N/10⁶ of them busy.\n")
 }
 
 func cpuModel() string {

@@ -46,9 +46,10 @@ func runBench(ctx context.Context, args []string, out, progress io.Writer) error
 	duration := fs.Duration("d", 10*time.Second, "measured `duration` (ignored with -n)")
 	requests := fs.Int64("n", 0, "run this many iterations in all instead of for a duration")
 	warmup := fs.Duration("warmup", time.Second, "unmeasured warm-up before the measured window")
-	items := fs.Int("items", 0, "skus per order or cart (default: 3; 50 for list-cart)")
+	items := fs.Int("items", 0, "skus per order or cart (default: 3; 50 for list-cart; flash-sale orders 1)")
 	settle := fs.String("settle", loadgen.SettleMix, "create-order: `mode` mix (pay one, cancel the next), pay, cancel or none")
-	skus := fs.String("skus", "catalog", "skus to pick from: `list`: catalog (the demo catalog minizon dev seeds), a range 1-10000 or a list 1,2,3")
+	skus := fs.String("skus", "catalog", "skus to pick from: `list`: catalog (the demo catalog minizon dev seeds), a range 1-10000 or a list 1,2,3; "+
+		"flash-sale orders only the first listed")
 	timeout := fs.Duration("timeout", 10*time.Second, "deadline of each call")
 	// The default is not the flag's: PrintDefaults would show the secret.
 	authToken := fs.String("auth-token", "", "bearer `token` for the RPCs that change state, when the services ask for one (default $MINIZON_AUTH_TOKEN)")

@@ -442,6 +442,7 @@ func TestNewScenario(t *testing.T) {
 		{"negative items", "journey", skus, ScenarioConfig{Items: -1}, "got -1"},
 		{"default items above the skus", "list-cart", skus[:10], ScenarioConfig{}, "got 50"},
 		{"no skus", "stocks", nil, ScenarioConfig{}, "no skus"},
+		{"flash sale of no sku", "flash-sale", nil, ScenarioConfig{}, "no skus"},
 		{"empty skus", "noop", []uint32{}, ScenarioConfig{}, "no skus"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -486,6 +487,7 @@ type fakeLOMS struct {
 
 	mu      sync.Mutex
 	orders  [][]*lomsv1.OrderItem
+	users   []int64
 	payed   []int64
 	cancels []int64
 }
@@ -494,6 +496,7 @@ func (f *fakeLOMS) CreateOrder(_ context.Context, req *lomsv1.CreateOrderRequest
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.orders = append(f.orders, req.GetItems())
+	f.users = append(f.users, req.GetUser())
 	return &lomsv1.CreateOrderResponse{OrderId: int64(len(f.orders)), Status: f.status}, nil
 }
 
@@ -563,6 +566,44 @@ func TestCreateOrderSettles(t *testing.T) {
 			}
 			if !reflect.DeepEqual(got, want) {
 				t.Errorf("summary counts %v, want %v", got, want)
+			}
+		})
+	}
+}
+
+// flash-sale orders 1 unit of the first listed sku every time, by a new
+// user each time, never settles (whatever -settle and -items say) and counts
+// a sold-out order as a successful call: FAILED is a flash sale's normal end.
+func TestFlashSaleOrdersOneUnitOfTheFirstSKU(t *testing.T) {
+	t.Parallel()
+	for _, status := range []lomsv1.OrderStatus{lomsv1.OrderStatus_ORDER_STATUS_AWAITING_PAYMENT, lomsv1.OrderStatus_ORDER_STATUS_FAILED} {
+		t.Run(status.String(), func(t *testing.T) {
+			t.Parallel()
+			loms := &fakeLOMS{status: status}
+			// 42 is listed first but is not the smallest: the hot sku is
+			// the first listed, not the first sorted.
+			sc, err := NewScenario("flash-sale", Target{LOMS: loms, SKUs: []uint32{42, 7, 9, 42}}, ScenarioConfig{Items: 3, Settle: SettleMix})
+			if err != nil {
+				t.Fatal(err)
+			}
+			sum := run(t, sc, Options{Concurrency: 3, Requests: 30})
+			if len(loms.orders) != 30 || len(loms.payed) != 0 || len(loms.cancels) != 0 {
+				t.Errorf("%d orders, %d paid, %d cancelled; want 30, 0, 0", len(loms.orders), len(loms.payed), len(loms.cancels))
+			}
+			for _, items := range loms.orders {
+				if len(items) != 1 || items[0].GetSku() != 42 || items[0].GetCount() != 1 {
+					t.Fatalf("order items %v, want 1 unit of sku 42", items)
+				}
+			}
+			users := map[int64]bool{}
+			for _, u := range loms.users {
+				users[u] = true
+			}
+			if len(users) != 30 {
+				t.Errorf("%d distinct users in 30 orders, want a new user per order", len(users))
+			}
+			if c := sum.RPC("CreateOrder"); c.Requests != 30 || c.OK != 30 || sum.Errors() != 0 || len(sum.RPCs) != 1 {
+				t.Errorf("summary %+v, want 30 successful CreateOrder calls and nothing else", sum.RPCs)
 			}
 		})
 	}

@@ -23,7 +23,7 @@ type Target struct {
 	// Health is the health client of the LOMS server, called by noop.
 	Health *grpchealth.Client
 	// SKUs are the skus orders and carts pick from; all must be in stock
-	// and, for carts, in the catalog.
+	// and, for carts, in the catalog. flash-sale orders only the first.
 	SKUs []uint32
 }
 
@@ -40,7 +40,8 @@ type ScenarioConfig struct {
 	// Items is the number of distinct skus per order (create-order,
 	// journey) or per cart (list-cart); 0 takes the scenario's default.
 	Items int
-	// Settle is one of the Settle modes (create-order only).
+	// Settle is one of the Settle modes (create-order only: a flash sale's
+	// orders are left awaiting payment).
 	Settle string
 }
 
@@ -49,18 +50,23 @@ var Scenarios = []struct{ Name, About string }{
 	{"noop", "grpc.health.v1.Health/Check on LOMS's server: the transport's own ceiling"},
 	{"stocks", "LOMS Stocks of a random sku"},
 	{"create-order", "LOMS CreateOrder of random skus, then OrderPayed or CancelOrder (-settle)"},
+	{"flash-sale", "LOMS CreateOrder of 1 unit of the first -skus sku, left awaiting payment; " +
+		"a sold-out (FAILED) order is a successful call: give the sku stock that outlasts the run"},
 	{"list-cart", "Checkout ListCart of a cart of -items skus filled before the run"},
 	{"journey", "Checkout AddToCart of -items skus, ListCart, Purchase, then LOMS OrderPayed"},
 }
 
 // NewScenario returns the named scenario against t.
 func NewScenario(name string, t Target, cfg ScenarioConfig) (Scenario, error) {
-	// Items are distinct skus: a list that repeats one must not make
-	// repeated items, or a wait for distinct skus that never come.
-	t.SKUs = slices.Compact(slices.Sorted(slices.Values(t.SKUs)))
 	if len(t.SKUs) == 0 {
 		return Scenario{}, errors.New("no skus to pick from")
 	}
+	// The hot sku is the first listed, before sorting: -skus 42,7,9 has a
+	// flash sale of 42.
+	hot := t.SKUs[0]
+	// Items are distinct skus: a list that repeats one must not make
+	// repeated items, or a wait for distinct skus that never come.
+	t.SKUs = slices.Compact(slices.Sorted(slices.Values(t.SKUs)))
 	items := func(def int) (int, error) {
 		n := cfg.Items
 		if n == 0 {
@@ -90,6 +96,12 @@ func NewScenario(name string, t Target, cfg ScenarioConfig) (Scenario, error) {
 		}
 		return Scenario{Name: name, Primary: "CreateOrder", RPCs: createOrderRPCs(cfg.Settle), Worker: func(_ context.Context, i int) (Iteration, error) {
 			return t.createOrderWorker(i, n, cfg.Settle), nil
+		}}, nil
+	case "flash-sale":
+		// Every order is 1 unit of one sku, whatever -items says: that is
+		// what makes every order wait for the same stock row.
+		return Scenario{Name: name, Primary: "CreateOrder", RPCs: []string{"CreateOrder"}, Worker: func(_ context.Context, i int) (Iteration, error) {
+			return t.flashSaleWorker(i, hot), nil
 		}}, nil
 	case "list-cart":
 		n, err := items(50)
@@ -197,6 +209,20 @@ func (t Target) createOrderWorker(i, items int, settle string) Iteration {
 		}
 		return call("CancelOrder", func(ctx context.Context) error {
 			_, err := t.LOMS.CancelOrder(ctx, &lomsv1.CancelOrderRequest{OrderId: res.GetOrderId()})
+			return err
+		})
+	}
+}
+
+// flashSaleWorker orders 1 unit of sku per iteration, as a new user each
+// time (no idempotency key, as create-order sends none), and leaves the
+// order as LOMS made it: awaiting payment, or failed when sold out.
+func (t Target) flashSaleWorker(i int, sku uint32) Iteration {
+	r := newRand(i)
+	return func(_ context.Context, call Call) error {
+		req := &lomsv1.CreateOrderRequest{User: randomUser(r), Items: []*lomsv1.OrderItem{{Sku: sku, Count: 1}}}
+		return call("CreateOrder", func(ctx context.Context) error {
+			_, err := t.LOMS.CreateOrder(ctx, req)
 			return err
 		})
 	}
