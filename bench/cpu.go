@@ -39,8 +39,8 @@ func (e *env) cpuNow() cpuSnapshot {
 		ppid, own, children, ok := procCPU(d)
 		switch {
 		case !ok:
-		case pid == e.loms.Process.Pid:
-			s.loms = own
+		case e.isLOMS(pid):
+			s.loms += own
 		case pid == os.Getpid():
 			s.self = own
 		case pid == e.postmaster:
@@ -50,6 +50,13 @@ func (e *env) cpuNow() cpuSnapshot {
 		}
 	}
 	return s
+}
+
+// isLOMS says whether pid is a LOMS process. The baseline LOMS counts
+// too: in its own runs it serves the calls while the measured LOMS's relay
+// publishes their events, both LOMS's work; in the others it idles.
+func (e *env) isLOMS(pid int) bool {
+	return pid == e.loms.cmd.Process.Pid || e.baseline != nil && pid == e.baseline.cmd.Process.Pid
 }
 
 // procCPU reads a process's parent, its own CPU time and that of its

@@ -2,10 +2,7 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"os"
 	"strconv"
 
 	"github.com/jackc/pgx/v5"
@@ -26,8 +23,12 @@ type flashRow struct {
 	FailedOrders int64 `json:"failed_orders"`
 	// OneClient is create-order with one client, the one-order batches a
 	// quiet shop sees: batching must not make them slower.
-	OneClient result      `json:"one_client_create_order"`
-	Ratios    flashRatios `json:"ratios"`
+	OneClient result `json:"one_client_create_order"`
+	// BaselineOneClient is the same run against the baseline LOMS
+	// (-baseline-bin), right after OneClient: the machine's speed drifts
+	// from minute to minute, so only figures of the same rounds compare.
+	BaselineOneClient result      `json:"baseline_one_client_create_order,omitzero"`
+	Ratios            flashRatios `json:"ratios"`
 }
 
 // flashRatios are the flash sale's rate over its yardsticks, in one round.
@@ -37,10 +38,24 @@ type flashRatios struct {
 	// VsSpread is over LOMS's own create-order rate on spread skus at the
 	// same client count and protocol.
 	VsSpread float64 `json:"flash_sale_vs_create_order"`
+	// OneClientP50VsBaseline is the one-client p50 over the baseline
+	// LOMS's; 0 without one.
+	OneClientP50VsBaseline float64 `json:"one_client_p50_vs_baseline,omitzero"`
+}
+
+// ratios are the round's flash-sale ratios; spread is LOMS's create-order
+// of the same round. A ratio over a figure not measured is 0.
+func (f *flashRow) ratios(spread result) flashRatios {
+	return flashRatios{
+		VsPgbench:              ratio(f.FlashSale.RPS, f.PgbenchOneSKU.RPS),
+		VsSpread:               ratio(f.FlashSale.RPS, spread.RPS),
+		OneClientP50VsBaseline: ratio(f.OneClient.P50, f.BaselineOneClient.P50),
+	}
 }
 
 // flashSale runs the flash sale and the one-client create-order over one
-// protocol; oneSKU is pgbench's flash sale and spread LOMS's create-order of
+// protocol, the latter against the baseline LOMS too when there is one;
+// oneSKU is pgbench's flash sale and spread LOMS's create-order of
 // the same round.
 func (e *env) flashSale(ctx context.Context, protocol string, clients int, oneSKU, spread result) (*flashRow, error) {
 	f := &flashRow{PgbenchOneSKU: oneSKU}
@@ -55,7 +70,16 @@ func (e *env) flashSale(ctx context.Context, protocol string, clients int, oneSK
 		return nil, err
 	}
 	f.OneClient = one.result
-	f.Ratios = flashRatios{VsPgbench: ratio(f.FlashSale.RPS, oneSKU.RPS), VsSpread: ratio(f.FlashSale.RPS, spread.RPS)}
+	if e.baseline != nil {
+		run := spreadOrders(protocol, 1)
+		run.addr = e.baseline.addr
+		base, err := e.createOrders(ctx, run)
+		if err != nil {
+			return nil, fmt.Errorf("baseline LOMS: %w", err)
+		}
+		f.BaselineOneClient = base.result
+	}
+	f.Ratios = f.ratios(spread)
 	return f, nil
 }
 
@@ -74,9 +98,13 @@ func medianFlash(rounds []row) *flashRow {
 	m.PgbenchOneSKU = medianResult(fs, func(f *flashRow) result { return f.PgbenchOneSKU })
 	m.FlashSale = medianResult(fs, func(f *flashRow) result { return f.FlashSale })
 	m.OneClient = medianResult(fs, func(f *flashRow) result { return f.OneClient })
+	m.BaselineOneClient = medianResult(fs, func(f *flashRow) result { return f.BaselineOneClient })
 	m.Ratios = flashRatios{
 		VsPgbench: median(fs, func(f *flashRow) float64 { return f.Ratios.VsPgbench }),
 		VsSpread:  median(fs, func(f *flashRow) float64 { return f.Ratios.VsSpread }),
+		// Of the rounds' ratios, each of two runs back to back, not of
+		// the two medians, which may come from different rounds.
+		OneClientP50VsBaseline: median(fs, func(f *flashRow) float64 { return f.Ratios.OneClientP50VsBaseline }),
 	}
 	return m
 }
@@ -149,36 +177,4 @@ func (s *stockCheck) note(what string) {
 		s.Example = what
 	}
 	s.Bad++
-}
-
-// baseline is the one-client CreateOrder latency of an earlier run, by
-// protocol: typically LOMS before a change, measured with -loms-bin.
-type baseline struct {
-	file string
-	p50  map[string]float64
-}
-
-// readBaseline reads an earlier run's results.json; "" reads none.
-func readBaseline(file string) (baseline, error) {
-	b := baseline{file: file, p50: map[string]float64{}}
-	if file == "" {
-		return b, nil
-	}
-	data, err := os.ReadFile(file)
-	if err != nil {
-		return b, fmt.Errorf("-baseline: %w", err)
-	}
-	var rows []row
-	if err := json.Unmarshal(data, &rows); err != nil {
-		return b, fmt.Errorf("-baseline %s: %w", file, err)
-	}
-	for _, r := range rows {
-		if r.Flash != nil && r.Flash.OneClient.P50 > 0 {
-			b.p50[r.Protocol] = r.Flash.OneClient.P50
-		}
-	}
-	if len(b.p50) == 0 {
-		return b, errors.New("-baseline " + file + ": no one-client CreateOrder figures: it was written by a harness that did not measure them")
-	}
-	return b, nil
 }

@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -86,40 +84,71 @@ func TestCheckStockFindsOversell(t *testing.T) {
 	}
 }
 
-// -baseline reads the one-client latency back from the results.json a run
-// writes, by protocol, and refuses a file without one.
-func TestBaselineReadsResults(t *testing.T) {
+// The one-client ratio is each round's own, measured against the baseline
+// LOMS a minute apart, and the summary's is the median of those: here the
+// measured and the baseline medians come from different rounds, and their
+// ratio (1.5 / 1.25 = 1.2) would call the change slower.
+func TestOneClientRatioIsTheRoundsMedian(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	write := func(name string, rows []row) string {
-		b, err := json.Marshal(rows)
-		if err != nil {
-			t.Fatal(err)
-		}
-		file := filepath.Join(dir, name)
-		if err := os.WriteFile(file, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return file
+	// p50 and rate of one client: one call at a time.
+	one := func(p50 float64) result { return result{RPS: 1000 / p50, P50: p50} }
+	var rounds []row
+	for _, p50 := range [][2]float64{{1, 1.25}, {2, 1}, {1.5, 2}} {
+		f := &flashRow{OneClient: one(p50[0]), BaselineOneClient: one(p50[1])}
+		f.Ratios = f.ratios(result{})
+		rounds = append(rounds, row{Flash: f})
 	}
-	withFlash := write("new.json", []row{
-		{Clients: 16, Protocol: "grpc"},
-		{Clients: 64, Protocol: "grpc", Flash: &flashRow{OneClient: result{P50: 1.25}}},
-		{Clients: 64, Protocol: "connect", Flash: &flashRow{OneClient: result{P50: 1.5}}},
-	})
-	b, err := readBaseline(withFlash)
+	if got := rounds[1].Flash.Ratios.OneClientP50VsBaseline; got != 2 {
+		t.Errorf("round 2's ratio %.2f, want 2 (2 ms over 1 ms)", got)
+	}
+	m := medianFlash(rounds)
+	if got := m.Ratios.OneClientP50VsBaseline; got != 0.8 {
+		t.Errorf("median ratio %.3f, want round 1's 0.8", got)
+	}
+	if m.OneClient.P50 != 1.5 || m.BaselineOneClient.P50 != 1.25 {
+		t.Errorf("median p50s %.2f and %.2f ms, want the median rounds' 1.5 and 1.25", m.OneClient.P50, m.BaselineOneClient.P50)
+	}
+
+	// Without a baseline the ratio is 0, and JSON leaves both out.
+	f := &flashRow{OneClient: one(1)}
+	if r := f.ratios(result{}); r.OneClientP50VsBaseline != 0 {
+		t.Errorf("ratio without a baseline %.2f, want 0", r.OneClientP50VsBaseline)
+	}
+	js, err := json.Marshal(f)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(b.p50) != 2 || b.p50["grpc"] != 1.25 || b.p50["connect"] != 1.5 || b.file != withFlash {
-		t.Errorf("baseline %+v, want grpc 1.25 ms and connect 1.5 ms", b)
+	if strings.Contains(string(js), "baseline") {
+		t.Errorf("JSON without a baseline: %s", js)
 	}
+}
 
-	old := write("old.json", []row{{Clients: 16, Protocol: "grpc"}})
-	if _, err := readBaseline(old); err == nil || !strings.Contains(err.Error(), "no one-client") {
-		t.Errorf("a results.json without one-client figures: %v", err)
-	}
-	if b, err := readBaseline(""); err != nil || len(b.p50) != 0 {
-		t.Errorf("no baseline: %+v, %v", b, err)
+// The target is met up to 1.05 times the baseline's p50, missed above and
+// when either p50 is missing; without a baseline it says how to pass one.
+func TestOneClientTarget(t *testing.T) {
+	t.Parallel()
+	withBase := config{baselineBin: "/tmp/minizon-old"}
+	for _, tc := range []struct {
+		name  string
+		cfg   config
+		ratio float64
+		want  string
+	}{
+		{"equal", withBase, 1, "ratio 1.00 (≤ 1.05 counts as no worse): met\n"},
+		{"at the limit", withBase, 1.05, "ratio 1.05 (≤ 1.05 counts as no worse): met\n"},
+		{"slower", withBase, 1.06, "ratio 1.06 (≤ 1.05 counts as no worse): MISSED\n"},
+		{"no p50", withBase, 0, "ratio 0.00 (≤ 1.05 counts as no worse): MISSED\n"},
+		{"no baseline", config{}, 0, "no baseline was measured: pass -baseline-bin OLD"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f := &flashRow{OneClient: result{P50: 1.25, P99: 3}, BaselineOneClient: result{P50: 1.2}}
+			f.Ratios.OneClientP50VsBaseline = tc.ratio
+			var b strings.Builder
+			oneClientTarget(&b, tc.cfg, "grpc", f)
+			if !strings.HasPrefix(b.String(), "- one client, grpc: CreateOrder p50 1.25 ms") || !strings.Contains(b.String(), tc.want) {
+				t.Errorf("target line %q, want %q in it", b.String(), tc.want)
+			}
+		})
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -19,6 +20,8 @@ type loadRun struct {
 	skus string
 	// extra are more flags.
 	extra []string
+	// addr is the LOMS loaded; "" is the measured one.
+	addr string
 }
 
 // spreadOrders is create-order on the spread skus, orders left awaiting
@@ -32,7 +35,7 @@ func (e *env) args(run loadRun) []string {
 	if skus == "" {
 		skus = fmt.Sprintf("1-%d", e.cfg.skus)
 	}
-	return append([]string{"bench", "-addr", e.lomsAddr, "-protocol", run.protocol, "-scenario", run.scenario,
+	return append([]string{"bench", "-addr", cmp.Or(run.addr, e.loms.addr), "-protocol", run.protocol, "-scenario", run.scenario,
 		"-c", strconv.Itoa(run.clients), "-d", e.cfg.duration.String(), "-warmup", e.cfg.warmup.String(),
 		"-skus", skus, "-json"}, run.extra...)
 }
@@ -72,7 +75,8 @@ func (e *env) load(ctx context.Context, run loadRun) (result, error) {
 type orderRun struct {
 	result result
 	outbox outboxResult
-	// maxRSS is LOMS's largest resident set seen during the run, in MiB.
+	// maxRSS is the measured LOMS's largest resident set seen during the
+	// run, in MiB, whichever LOMS the run loaded.
 	maxRSS float64
 	// failed counts the run's orders that ended FAILED, warm-up included.
 	failed int64

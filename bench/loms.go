@@ -21,20 +21,54 @@ import (
 	"github.com/minizon/minizon/services/loms/outbox"
 )
 
-// startLOMS runs `minizon loms` as its own process, as deployed, with its
-// profiler on a debug port and a payment window longer than the run.
-func (e *env) startLOMS(ctx context.Context, brokers string) error {
+// lomsProcess is one running `minizon loms`.
+type lomsProcess struct {
+	cmd *exec.Cmd
+	log *os.File
+	// addr is its URL, for `minizon bench -addr`.
+	addr string
+}
+
+// startLOMSes starts the measured LOMS, with its profiler on a debug port,
+// and, with -baseline-bin, the baseline LOMS beside it on the same database
+// and broker. The returned func stops both.
+func (e *env) startLOMSes(ctx context.Context, brokers string) (stop func(), err error) {
+	if e.debug, err = freeAddr(); err != nil {
+		return nil, err
+	}
+	if e.loms, err = e.startLOMS(ctx, e.cfg.lomsBin, "loms.log", brokers, "MINIZON_DEBUG_ADDR="+e.debug); err != nil {
+		return nil, err
+	}
+	if e.cfg.baselineBin == "" {
+		return e.loms.stop, nil
+	}
+	// Its relay looks at the outbox when it starts and stops and otherwise
+	// once an hour: with both polling every 100 ms, the two would share
+	// the publishing of every run's events under the relay's lock, and the
+	// measured LOMS's CPU and outbox figures would no longer be its own.
+	// The measured LOMS's relay publishes the baseline's events as its own.
+	e.baseline, err = e.startLOMS(ctx, e.cfg.baselineBin, "loms-baseline.log", brokers, "LOMS_OUTBOX_POLL_INTERVAL=1h")
+	if err != nil {
+		e.loms.stop()
+		return nil, fmt.Errorf("baseline: %w", err)
+	}
+	return func() {
+		e.baseline.stop()
+		e.loms.stop()
+	}, nil
+}
+
+// startLOMS runs `minizon loms` from bin as its own process, as deployed,
+// logging to logName in the output directory, with a payment window longer
+// than the run; vars are more of its environment.
+func (e *env) startLOMS(ctx context.Context, bin, logName, brokers string, vars ...string) (*lomsProcess, error) {
 	addr, err := freeAddr()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	debug, err := freeAddr()
+	logFile, err := os.Create(filepath.Join(e.cfg.out, logName))
 	if err != nil {
-		return err
-	}
-	logFile, err := os.Create(filepath.Join(e.cfg.out, "loms.log"))
-	if err != nil {
-		return err
+		return nil, err
 	}
 	lomsURL := e.dbURL
 	if e.cfg.pool > 0 {
@@ -44,33 +78,33 @@ func (e *env) startLOMS(ctx context.Context, brokers string) error {
 		}
 		lomsURL += sep + "pool_max_conns=" + strconv.Itoa(e.cfg.pool)
 	}
-	cmd := exec.Command(e.cfg.lomsBin, "loms")
-	cmd.Env = append(envconf.Foreign(os.Environ()),
-		"DATABASE_URL="+lomsURL, "KAFKA_BROKERS="+brokers, "MINIZON_ADDR="+addr, "MINIZON_DEBUG_ADDR="+debug,
-		"LOMS_PAYMENT_TIMEOUT=1h", "MINIZON_SEED=false")
+	cmd := exec.Command(bin, "loms")
+	cmd.Env = append(append(envconf.Foreign(os.Environ()),
+		"DATABASE_URL="+lomsURL, "KAFKA_BROKERS="+brokers, "MINIZON_ADDR="+addr,
+		"LOMS_PAYMENT_TIMEOUT=1h", "MINIZON_SEED=false"), vars...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
 		logFile.Close()
-		return fmt.Errorf("start LOMS: %w", err)
+		return nil, fmt.Errorf("start LOMS %s: %w", bin, err)
 	}
-	e.loms, e.lomsLog, e.lomsAddr, e.debug = cmd, logFile, "http://"+addr, debug
+	p := &lomsProcess{cmd: cmd, log: logFile, addr: "http://" + addr}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		if err := command(ctx, e.cfg.minizon, "healthcheck", addr).Run(); err == nil {
-			return nil
+			return p, nil
 		}
 		if ctx.Err() != nil || time.Now().After(deadline) {
-			e.stopLOMS()
-			return fmt.Errorf("LOMS did not become healthy in 30s; see %s", logFile.Name())
+			p.stop()
+			return nil, fmt.Errorf("LOMS did not become healthy in 30s; see %s", logFile.Name())
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
 }
 
-func (e *env) stopLOMS() {
-	_ = e.loms.Process.Signal(syscall.SIGTERM)
-	_ = e.loms.Wait()
-	_ = e.lomsLog.Close()
+func (p *lomsProcess) stop() {
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	_ = p.cmd.Wait()
+	_ = p.log.Close()
 }
 
 // seed gives every sku 1..skus, and the flash sale's hot sku after them,
@@ -117,7 +151,7 @@ func (e *env) kafkaRecords(ctx context.Context) (int64, error) {
 // rss reads a memory figure of LOMS's process in MiB (VmRSS now, VmHWM the
 // peak since it started).
 func (e *env) rss(field string) (float64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", e.loms.Process.Pid))
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", e.loms.cmd.Process.Pid))
 	if err != nil {
 		return 0, err
 	}

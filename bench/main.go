@@ -4,7 +4,7 @@
 // durable Postgres, and a no-op RPC for the transport's ceiling. It writes
 // one table of the ratios; see bench/README.md.
 //
-//	go run ./bench [-d 10s] [-clients 16,64] [-protocols grpc,connect,grpc-web] [-baseline old/results.json]
+//	go run ./bench [-d 10s] [-clients 16,64] [-protocols grpc,connect,grpc-web] [-baseline-bin /tmp/minizon-old]
 package main
 
 import (
@@ -43,9 +43,10 @@ type config struct {
 	// pool is LOMS's pool_max_conns; 0 leaves LOMS's default.
 	pool    int
 	profile bool
-	// baseline is an earlier run's results.json whose one-client
-	// CreateOrder latency this run's is compared with; "" for none.
-	baseline string
+	// baselineBin is a second minizon binary, typically an older build,
+	// whose LOMS runs beside the measured one and takes the one-client
+	// CreateOrder run after it in every round; "" for none.
+	baselineBin string
 }
 
 // hotSKU is the flash sale's sku: one past the spread skus, so that no
@@ -82,7 +83,7 @@ func parseFlags() (config, error) {
 	flag.IntVar(&cfg.skus, "skus", 10000, "skus in stock (two warehouses each); the flash sale's is one more")
 	flag.IntVar(&cfg.pool, "loms-pool", 0, "LOMS's connection pool size (pool_max_conns; default: LOMS's own)")
 	flag.BoolVar(&cfg.profile, "profile", true, "after the table, take CPU profiles of LOMS under create-order and stocks load")
-	flag.StringVar(&cfg.baseline, "baseline", "", "results.json of an earlier run (say, with -loms-bin an older build) to compare one-client CreateOrder latency with")
+	flag.StringVar(&cfg.baselineBin, "baseline-bin", "", "minizon binary (say, an older build) whose LOMS's one-client CreateOrder latency is measured in the same rounds, to compare with")
 	flag.Parse()
 	for _, c := range strings.Split(clients, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(c))
@@ -103,15 +104,15 @@ func parseFlags() (config, error) {
 
 // env is everything a run needs: the database, the broker and LOMS.
 type env struct {
-	cfg      config
-	pgbench  string
-	dbURL    string
-	pool     *pgxpool.Pool
-	kafka    *kadm.Client
-	lomsAddr string
-	debug    string
-	loms     *exec.Cmd
-	lomsLog  *os.File
+	cfg     config
+	pgbench string
+	dbURL   string
+	pool    *pgxpool.Pool
+	kafka   *kadm.Client
+	// loms is the LOMS measured, debug its profiler's address; baseline
+	// is -baseline-bin's LOMS, nil without it.
+	loms, baseline *lomsProcess
+	debug          string
 	// postmaster is the cluster's main process, whose children are its
 	// backends.
 	postmaster int
@@ -119,11 +120,6 @@ type env struct {
 
 func run(ctx context.Context, cfg config) error {
 	cfg, err := prepare(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	// Read before the minutes of measuring, which a bad file would waste.
-	base, err := readBaseline(cfg.baseline)
 	if err != nil {
 		return err
 	}
@@ -138,10 +134,11 @@ func run(ctx context.Context, cfg config) error {
 		return err
 	}
 	defer stopKafka()
-	if err := e.startLOMS(ctx, brokers); err != nil {
+	stopLOMS, err := e.startLOMSes(ctx, brokers)
+	if err != nil {
 		return err
 	}
-	defer e.stopLOMS()
+	defer stopLOMS()
 	if e.pool, err = pgxpool.New(ctx, e.dbURL); err != nil {
 		return err
 	}
@@ -171,7 +168,7 @@ func run(ctx context.Context, cfg config) error {
 	if err != nil {
 		return err
 	}
-	if err := e.writeResults(renderReport(cfg, settings, rows, peak, stock, base), rows); err != nil {
+	if err := e.writeResults(renderReport(cfg, settings, rows, peak, stock), rows); err != nil {
 		return err
 	}
 	// Loudly, after the table that shows it: an oversold run's rates are

@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"log"
 	"slices"
 )
@@ -123,8 +124,12 @@ func (e *env) round(ctx context.Context, round, clients int) ([]row, error) {
 			if r.Flash, err = e.flashSale(ctx, p, clients, oneSKU, r.CreateOrder); err != nil {
 				return nil, err
 			}
-			log.Printf("round %d, %d clients, %s: flash sale %.0f/s (pgbench one sku %.0f), one client p50 %.2f ms",
-				round, clients, p, r.Flash.FlashSale.RPS, oneSKU.RPS, r.Flash.OneClient.P50)
+			one := fmt.Sprintf("%.2f ms", r.Flash.OneClient.P50)
+			if e.baseline != nil {
+				one += fmt.Sprintf(" (baseline LOMS %.2f ms)", r.Flash.BaselineOneClient.P50)
+			}
+			log.Printf("round %d, %d clients, %s: flash sale %.0f/s (pgbench one sku %.0f), one client p50 %s",
+				round, clients, p, r.Flash.FlashSale.RPS, oneSKU.RPS, one)
 		}
 		rows = append(rows, r)
 	}

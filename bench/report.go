@@ -9,22 +9,22 @@ import (
 	"time"
 )
 
-func renderReport(cfg config, settings string, rows []row, peakRSS float64, stock stockCheck, base baseline) string {
+func renderReport(cfg config, settings string, rows []row, peakRSS float64, stock stockCheck) string {
 	var b strings.Builder
 	host, _ := os.Hostname()
 	fmt.Fprintf(&b, "# LOMS against its yardsticks\n\n%s on %s (%d CPUs, %s). %s.\n",
 		time.Now().UTC().Format("2006-01-02 15:04 MST"), host, runtime.NumCPU(), cpuModel(), settings)
 	fmt.Fprintf(&b, "Each run: %s measured after %s of warm-up; %d rounds of every run, each round's service figures paired with "+
 		"that round's pgbench; rates and latencies are those of the median round, ratios the median of the rounds' ratios; "+
-		"%d skus in 2 warehouses, and sku %d for the flash sale; LOMS binary %s.\n\n",
-		cfg.duration, cfg.warmup, cfg.rounds, cfg.skus, cfg.hotSKU(), cfg.lomsBin)
+		"%d skus in 2 warehouses, and sku %d for the flash sale; LOMS binary %s%s.\n\n",
+		cfg.duration, cfg.warmup, cfg.rounds, cfg.skus, cfg.hotSKU(), cfg.lomsBin, baselineNote(cfg))
 	writesTable(&b, rows)
 	readsTable(&b, rows)
 	flashTable(&b, cfg, rows)
-	oneClientTable(&b, rows, base)
+	oneClientTable(&b, cfg, rows)
 	cpuTable(&b, rows)
 	fmt.Fprintf(&b, "\nLOMS's peak resident memory over the whole run (VmHWM): %.0f MiB.\n", peakRSS)
-	writeTargets(&b, cfg, rows, stock, base)
+	writeTargets(&b, cfg, rows, stock)
 	return b.String()
 }
 
@@ -66,25 +66,37 @@ func flashTable(b *strings.Builder, cfg config, rows []row) {
 	}
 }
 
-func oneClientTable(b *strings.Builder, rows []row, base baseline) {
+// baselineNote names the baseline LOMS's binary, if any, for the header.
+func baselineNote(cfg config) string {
+	if cfg.baselineBin == "" {
+		return ""
+	}
+	return ", baseline LOMS binary " + cfg.baselineBin
+}
+
+func oneClientTable(b *strings.Builder, cfg config, rows []row) {
 	b.WriteString("\n## One client: CreateOrder of 3 spread skus, one call at a time\n\n")
-	b.WriteString("| protocol | RPS | p50 ms | p99 ms | errors | baseline p50 ms | p50 / baseline |\n")
-	b.WriteString("|---|---|---|---|---|---|---|\n")
+	b.WriteString("| protocol | RPS | p50 ms | p99 ms | errors | baseline RPS | baseline p50 ms | baseline p99 ms | baseline errors | p50 / baseline |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range rows {
 		f := r.Flash
 		if f == nil {
 			continue
 		}
-		was, cmpText := "-", "-"
-		if p50, ok := base.p50[r.Protocol]; ok {
-			was, cmpText = fmt.Sprintf("%.2f", p50), fmt.Sprintf("**%.2f**", ratio(f.OneClient.P50, p50))
+		was := "- | - | - | - | -"
+		if cfg.baselineBin != "" {
+			w := f.BaselineOneClient
+			was = fmt.Sprintf("%.0f | %.2f | %.2f | %d | **%.2f**", w.RPS, w.P50, w.P99, w.Errors, f.Ratios.OneClientP50VsBaseline)
 		}
-		fmt.Fprintf(b, "| %s | %.0f | %.2f | %.2f | %d | %s | %s |\n",
-			r.Protocol, f.OneClient.RPS, f.OneClient.P50, f.OneClient.P99, f.OneClient.Errors, was, cmpText)
+		fmt.Fprintf(b, "| %s | %.0f | %.2f | %.2f | %d | %s |\n",
+			r.Protocol, f.OneClient.RPS, f.OneClient.P50, f.OneClient.P99, f.OneClient.Errors, was)
 	}
-	if base.file != "" {
-		fmt.Fprintf(b, "\nBaseline: %s, an earlier run on this machine; the machine's speed drifts between runs.\n", base.file)
+	if cfg.baselineBin == "" {
+		b.WriteString("\nNo baseline LOMS was measured: pass -baseline-bin OLD, a minizon binary built before the change.\n")
+		return
 	}
+	fmt.Fprintf(b, "\nBaseline: the LOMS of %s, on the same database and broker, loaded right after the measured one in every round; "+
+		"p50 / baseline is the median of the rounds' ratios.\n", cfg.baselineBin)
 }
 
 func cpuTable(b *strings.Builder, rows []row) {
