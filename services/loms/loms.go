@@ -135,10 +135,11 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger, tel *telemetry.Tele
 		}
 		log.Info("seeded demo stock", "skus", seed.CatalogSize, "new_rows", n)
 	}
-	if err := tel.Metrics.Register(outbox.NewMetrics(st)); err != nil {
+	batcher := store.NewBatcher(st, cfg.BatchMax)
+	if err := errors.Join(tel.Metrics.Register(outbox.NewMetrics(st)), tel.Metrics.Register(batcher.Metrics())); err != nil {
 		pool.Close()
 		kafka.Close()
-		return nil, fmt.Errorf("register outbox metrics: %w", err)
+		return nil, fmt.Errorf("register LOMS metrics: %w", err)
 	}
 	return &App{
 		cfg:    cfg,
@@ -146,7 +147,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger, tel *telemetry.Tele
 		pool:   pool,
 		kafka:  kafka,
 		store:  st,
-		orders: order.NewService(store.NewBatcher(st, cfg.BatchMax), cfg.PaymentTimeout, time.Now),
+		orders: order.NewService(batcher, cfg.PaymentTimeout, time.Now),
 		relay:  outbox.NewRelay(st, kafka, cfg.Outbox, log),
 	}, nil
 }

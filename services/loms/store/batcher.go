@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/minizon/minizon/services/loms/order"
 )
@@ -28,7 +29,8 @@ import (
 // finds it).
 type Batcher struct {
 	*Store
-	max int
+	max   int
+	sizes prometheus.Histogram
 
 	mu      sync.Mutex
 	queue   []*pending
@@ -45,8 +47,15 @@ type pending struct {
 // NewBatcher returns s with Create batched, at most max orders a batch;
 // max 1 turns batching off (each Create is its own transaction).
 func NewBatcher(s *Store, max int) *Batcher {
-	return &Batcher{Store: s, max: max}
+	return &Batcher{Store: s, max: max, sizes: prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "minizon_loms_create_batch_orders",
+		Help:    "CreateOrders reserved together in one transaction (group reservation), per batch.",
+		Buckets: prometheus.ExponentialBuckets(1, 2, 11),
+	})}
 }
+
+// Metrics is the batch size histogram, to register once per process.
+func (b *Batcher) Metrics() prometheus.Collector { return b.sizes }
 
 var _ order.Repository = (*Batcher)(nil)
 
@@ -87,6 +96,7 @@ func (b *Batcher) run() {
 		if len(batch) == 0 {
 			return
 		}
+		b.sizes.Observe(float64(len(batch)))
 		b.store(batch)
 	}
 }
