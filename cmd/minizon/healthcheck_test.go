@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"connectrpc.com/connect"
+
 	"github.com/minizon/minizon/internal/envconf"
 	"github.com/minizon/minizon/internal/platform"
 	"github.com/minizon/minizon/internal/telemetry"
@@ -83,7 +85,9 @@ func TestHealthcheckServing(t *testing.T) {
 // balancers stop sending traffic before the port closes.
 func TestHealthcheckFailsWhileDraining(t *testing.T) {
 	t.Parallel()
-	addr, shutdown := startPlatformServer(t, platform.Config{ShutdownDelay: 3 * time.Second})
+	// Long enough for the checks below to fit in it on a busy machine.
+	const delay = 10 * time.Second
+	addr, shutdown := startPlatformServer(t, platform.Config{ShutdownDelay: delay})
 	env := envconf.FromMap(map[string]string{"MINIZON_ADDR": addr})
 	if err := runHealthcheck(t.Context(), env, nil, &strings.Builder{}); err != nil {
 		t.Fatalf("before shutdown: %v", err)
@@ -91,7 +95,7 @@ func TestHealthcheckFailsWhileDraining(t *testing.T) {
 	shutdown()
 	// The status flips right after shutdown begins; the port stays open for
 	// the shutdown delay.
-	deadline := time.Now().Add(2 * time.Second)
+	deadline := time.Now().Add(delay)
 	for {
 		var out strings.Builder
 		err := runHealthcheck(t.Context(), env, nil, &out)
@@ -105,7 +109,7 @@ func TestHealthcheckFailsWhileDraining(t *testing.T) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("still SERVING 2s after shutdown began")
+			t.Fatalf("still SERVING %v after shutdown began", delay)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -128,7 +132,9 @@ func TestHealthcheckFailsWithoutAServer(t *testing.T) {
 }
 
 // TestHealthcheckTimesOut: a server that accepts the connection and never
-// answers fails the check within its timeout instead of hanging it.
+// answers fails the check by its timeout instead of hanging it. The server
+// never answers, so the check can only end by the timeout; the test asserts
+// that it did (the code), not how soon.
 func TestHealthcheckTimesOut(t *testing.T) {
 	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -153,13 +159,12 @@ func TestHealthcheckTimesOut(t *testing.T) {
 			conns = append(conns, conn)
 		}
 	}()
-	start := time.Now()
 	err = checkHealth(t.Context(), "http://"+ln.Addr().String(), 200*time.Millisecond)
 	if err == nil {
 		t.Fatal("health check of a mute server succeeded")
 	}
-	if took := time.Since(start); took > 2*time.Second {
-		t.Fatalf("took %v, want about the 200ms timeout", took)
+	if connect.CodeOf(err) != connect.CodeDeadlineExceeded || !strings.Contains(err.Error(), ln.Addr().String()) {
+		t.Fatalf("error %v, want deadline_exceeded naming the server", err)
 	}
 }
 

@@ -49,10 +49,16 @@ func TestSecretsWebhookErrorsHideCredentials(t *testing.T) {
 	}))
 	t.Cleanup(refusing.Close)
 
-	for name, base := range map[string]string{"down": down, "slow": slow.URL, "refusing": refusing.URL} {
+	// Only the receiver that never answers runs into the timeout; the others
+	// get a long one, so that a busy machine does not turn their failures
+	// into timeouts (which would leave their own errors untested).
+	for name, tc := range map[string]struct {
+		base    string
+		timeout time.Duration
+	}{"down": {down, time.Minute}, "slow": {slow.URL, 200 * time.Millisecond}, "refusing": {refusing.URL, time.Minute}} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			w := sender.NewWebhook(sender.WebhookConfig{URL: withCredentials(base), Timeout: 200 * time.Millisecond, Attempts: 1}, nil)
+			w := sender.NewWebhook(sender.WebhookConfig{URL: withCredentials(tc.base), Timeout: tc.timeout, Attempts: 1}, nil)
 			err := w.Send(t.Context(), event())
 			if err == nil {
 				t.Fatal("delivered")
