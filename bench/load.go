@@ -126,7 +126,7 @@ func (e *env) sample(ctx context.Context) (stop func() (oldestUnsent, maxRSS flo
 			}
 			var age float64
 			if err := e.pool.QueryRow(sctx, `SELECT COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0)::float8
-				FROM outbox WHERE sent_at IS NULL`).Scan(&age); err == nil {
+				FROM outbox`).Scan(&age); err == nil {
 				oldest = max(oldest, age)
 			}
 			if r, err := e.rss("VmRSS"); err == nil {

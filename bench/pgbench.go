@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log"
 	"os"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
+
+	"github.com/minizon/minizon/services/loms/store"
 )
 
 var tpsLine = regexp.MustCompile(`tps = ([0-9.]+) \(without initial connection time\)`)
@@ -28,6 +31,15 @@ func (e *env) runPgbench(ctx context.Context, script string, clients int) (resul
 			"-T", strconv.Itoa(secs(d)), "-f", file,
 			"-D", "nskus=" + strconv.Itoa(e.cfg.skus), "-D", "hotsku=" + strconv.Itoa(e.cfg.hotSKU())}
 	}
+	resume, err := e.pauseRelay(ctx)
+	if err != nil {
+		return result{}, err
+	}
+	defer func() {
+		if err := resume(); err != nil {
+			log.Printf("pgbench %s: %v", script, err)
+		}
+	}()
 	if e.cfg.warmup > 0 {
 		if out, err := command(ctx, e.pgbench, append(args(e.cfg.warmup), e.dbURL)...).Output(); err != nil {
 			return result{}, fmt.Errorf("pgbench %s warm-up: %w\n%s", script, err, out)
@@ -63,6 +75,39 @@ func (e *env) runPgbench(ctx context.Context, script string, clients int) (resul
 	}
 	log.Printf("pgbench %s, %d clients: %.0f tps, p99 %.2f ms", script, clients, tps, p99)
 	return result{RPS: tps, P50: p50, P99: p99, CPU: cpu, Requests: tps * float64(secs(e.cfg.duration))}, nil
+}
+
+// pauseRelay keeps LOMS's outbox relay from publishing pgbench's events: it
+// holds the relay's advisory lock (every relay then finds it taken and
+// waits) until resume, which first deletes the outbox rows written since
+// the pause. LOMS takes no orders while pgbench runs and its own events are
+// all in Kafka before a pgbench run starts, so those rows are pgbench's.
+func (e *env) pauseRelay(ctx context.Context) (resume func() error, err error) {
+	conn, err := e.pool.Acquire(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("pause the relay: %w", err)
+	}
+	var last int64
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", int64(store.RelayLockKey)); err != nil {
+		conn.Release()
+		return nil, fmt.Errorf("pause the relay: %w", err)
+	}
+	if err := conn.QueryRow(ctx, "SELECT COALESCE(max(id), 0) FROM outbox").Scan(&last); err != nil {
+		conn.Release()
+		return nil, fmt.Errorf("pause the relay: %w", err)
+	}
+	return func() error {
+		defer conn.Release()
+		ctx := context.WithoutCancel(ctx)
+		_, derr := conn.Exec(ctx, "DELETE FROM outbox WHERE id > $1", last)
+		_, uerr := conn.Exec(ctx, "SELECT pg_advisory_unlock($1)", int64(store.RelayLockKey))
+		if err := errors.Join(derr, uerr); err != nil {
+			// A connection that may still hold the lock must not go back.
+			_ = conn.Conn().Close(ctx)
+			return fmt.Errorf("resume the relay: %w", err)
+		}
+		return nil
+	}, nil
 }
 
 // pgbenchLatency reads the median and p99 in milliseconds from pgbench's

@@ -7,9 +7,10 @@
 -- status, two outbox events and the commit. Three distinct skus, one unit
 -- each, reserved in warehouse 1. Each statement is the text of its sqlc
 -- query with the parameters filled in (services/loms/store's
--- TestPgbenchScriptsRunTheStoresStatements keeps it so), except that the
--- events are stored as already sent: LOMS's relay, running beside pgbench,
--- must not spend the machine publishing pgbench's rows. pgbench cannot read a
+-- TestPgbenchScriptsRunTheStoresStatements keeps it so). LOMS's relay,
+-- running beside pgbench, must not spend the machine publishing pgbench's
+-- events: the harness holds the relay's advisory lock while pgbench runs
+-- and deletes pgbench's outbox rows afterwards. pgbench cannot read a
 -- result inside a pipeline, so the order's id is currval of its sequence,
 -- inside a sub-select: currval is volatile, and compared directly it would
 -- make Postgres scan the whole orders table.
@@ -46,8 +47,8 @@ SELECT unnest(ARRAY[(SELECT currval('orders_id_seq')), (SELECT currval('orders_i
 UPDATE orders o SET status = v.status::order_status, updated_at = now()
 FROM (SELECT unnest(ARRAY[(SELECT currval('orders_id_seq'))]::bigint[]) AS id, unnest(ARRAY['awaiting_payment']::text[]) AS status) v
 WHERE o.id = v.id;
-INSERT INTO outbox (event_id, order_id, payload, created_at, traceparent, tracestate, sent_at)
-SELECT e.event_id, e.order_id, e.payload, now()::timestamptz, NULLIF(e.traceparent, ''), NULLIF(e.tracestate, ''), now()
+INSERT INTO outbox (event_id, order_id, payload, created_at, traceparent, tracestate)
+SELECT e.event_id, e.order_id, e.payload, now()::timestamptz, NULLIF(e.traceparent, ''), NULLIF(e.tracestate, '')
 FROM (SELECT unnest(ARRAY[gen_random_uuid(), gen_random_uuid()]::uuid[]) AS event_id, unnest(ARRAY[(SELECT currval('orders_id_seq')), (SELECT currval('orders_id_seq'))]::bigint[]) AS order_id,
              unnest(ARRAY[convert_to(repeat('e', 72), 'UTF8'), convert_to(repeat('e', 74), 'UTF8')]::bytea[]) AS payload, unnest(ARRAY['', '']::text[]) AS traceparent,
              unnest(ARRAY['', '']::text[]) AS tracestate) e;

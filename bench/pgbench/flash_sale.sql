@@ -6,9 +6,9 @@
 -- flash-sale row. The statements are create_order.sql's with one-element
 -- arrays (services/loms/store's TestPgbenchScriptsRunTheStoresStatements
 -- checks both scripts against the store's text), so that a change there is
--- the same edit here; see there why the order's id is currval and why the
--- events are stored as already sent. The events' payloads are a one-item
--- order's size (14 bytes less than three items').
+-- the same edit here; see there why the order's id is currval and who
+-- removes the events. The events' payloads are a one-item order's size (14
+-- bytes less than three items').
 -- Run with -M prepared and -D hotsku=N; the stock rows come from bench/, with
 -- more stock than a run can reserve.
 \set user random(1, 1000000000)
@@ -38,8 +38,8 @@ SELECT unnest(ARRAY[(SELECT currval('orders_id_seq'))]::bigint[]), unnest(ARRAY[
 UPDATE orders o SET status = v.status::order_status, updated_at = now()
 FROM (SELECT unnest(ARRAY[(SELECT currval('orders_id_seq'))]::bigint[]) AS id, unnest(ARRAY['awaiting_payment']::text[]) AS status) v
 WHERE o.id = v.id;
-INSERT INTO outbox (event_id, order_id, payload, created_at, traceparent, tracestate, sent_at)
-SELECT e.event_id, e.order_id, e.payload, now()::timestamptz, NULLIF(e.traceparent, ''), NULLIF(e.tracestate, ''), now()
+INSERT INTO outbox (event_id, order_id, payload, created_at, traceparent, tracestate)
+SELECT e.event_id, e.order_id, e.payload, now()::timestamptz, NULLIF(e.traceparent, ''), NULLIF(e.tracestate, '')
 FROM (SELECT unnest(ARRAY[gen_random_uuid(), gen_random_uuid()]::uuid[]) AS event_id, unnest(ARRAY[(SELECT currval('orders_id_seq')), (SELECT currval('orders_id_seq'))]::bigint[]) AS order_id,
              unnest(ARRAY[convert_to(repeat('e', 58), 'UTF8'), convert_to(repeat('e', 60), 'UTF8')]::bytea[]) AS payload, unnest(ARRAY['', '']::text[]) AS traceparent,
              unnest(ARRAY['', '']::text[]) AS tracestate) e;

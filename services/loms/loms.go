@@ -3,6 +3,7 @@
 package loms
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -39,19 +40,26 @@ type Config struct {
 	// SeedDemo adds the demo catalog's stock on start, keeping existing
 	// rows (MINIZON_SEED; default false, true in `minizon dev`).
 	SeedDemo bool
-	// BatchMax bounds how many concurrent CreateOrders are reserved in one
-	// transaction (LOMS_BATCH_MAX; 1 turns batching off).
+	// BatchMax bounds how many concurrent CreateOrders are reserved, or
+	// OrderPayed and CancelOrder calls applied, in one transaction
+	// (LOMS_BATCH_MAX; 1 turns batching off).
 	BatchMax int
+	// BatchFlights bounds how many batches are in flight at once
+	// (LOMS_BATCH_FLIGHTS).
+	BatchFlights int
 	// Outbox tunes the relay (LOMS_OUTBOX_POLL_INTERVAL, LOMS_OUTBOX_BATCH,
-	// LOMS_OUTBOX_RETENTION, KAFKA_PRODUCE_TIMEOUT, LOMS_EVENTS_PARTITIONS).
+	// KAFKA_PRODUCE_TIMEOUT, LOMS_EVENTS_PARTITIONS).
 	Outbox outbox.Config
 }
 
 // DefaultPaymentTimeout is the payment window unless configured.
 const DefaultPaymentTimeout = 10 * time.Minute
 
-// DefaultBatchMax bounds a batch of CreateOrders unless configured.
+// DefaultBatchMax bounds a batch unless configured.
 const DefaultBatchMax = 128
+
+// DefaultBatchFlights bounds the batches in flight unless configured.
+const DefaultBatchFlights = 1
 
 // ReadConfig reads LOMS's variables; errors are collected in env.
 func ReadConfig(env *envconf.Reader) Config {
@@ -61,10 +69,10 @@ func ReadConfig(env *envconf.Reader) Config {
 		PaymentTimeout: env.Duration("LOMS_PAYMENT_TIMEOUT", DefaultPaymentTimeout),
 		SeedDemo:       env.Bool("MINIZON_SEED", false),
 		BatchMax:       int(env.Int("LOMS_BATCH_MAX", DefaultBatchMax, 1, 1000)),
+		BatchFlights:   int(env.Int("LOMS_BATCH_FLIGHTS", DefaultBatchFlights, 1, 64)),
 		Outbox: outbox.Config{
 			PollInterval:   env.Duration("LOMS_OUTBOX_POLL_INTERVAL", 100*time.Millisecond),
 			BatchSize:      int(env.Int("LOMS_OUTBOX_BATCH", 500, 1, 10000)),
-			Retention:      env.Duration("LOMS_OUTBOX_RETENTION", 24*time.Hour),
 			ProduceTimeout: env.Duration("KAFKA_PRODUCE_TIMEOUT", 10*time.Second),
 			Partitions:     int32(env.Int("LOMS_EVENTS_PARTITIONS", 3, 1, 1000)),
 		},
@@ -113,6 +121,9 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger, tel *telemetry.Tele
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	// A Config built in code may leave the batching unset: the defaults.
+	cfg.BatchMax = cmp.Or(cfg.BatchMax, DefaultBatchMax)
+	cfg.BatchFlights = cmp.Or(cfg.BatchFlights, DefaultBatchFlights)
 	pool, err := pgpool.Open(ctx, "loms", cfg.DatabaseURL)
 	if err != nil {
 		return nil, err
@@ -135,7 +146,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger, tel *telemetry.Tele
 		}
 		log.Info("seeded demo stock", "skus", seed.CatalogSize, "new_rows", n)
 	}
-	batcher := store.NewBatcher(st, cfg.BatchMax)
+	batcher := store.NewBatcher(st, cfg.BatchMax, cfg.BatchFlights)
 	if err := errors.Join(tel.Metrics.Register(outbox.NewMetrics(st)), tel.Metrics.Register(batcher.Metrics())); err != nil {
 		pool.Close()
 		kafka.Close()

@@ -61,7 +61,7 @@ func startLOMS(t *testing.T, paymentTimeout time.Duration) env {
 		KafkaBrokers:   broker.ListenAddrs(),
 		PaymentTimeout: paymentTimeout,
 		SweepInterval:  50 * time.Millisecond,
-		Outbox:         outbox.Config{PollInterval: 50 * time.Millisecond, BatchSize: 100, ProduceTimeout: time.Second, Retention: time.Hour, Partitions: 1},
+		Outbox:         outbox.Config{PollInterval: 50 * time.Millisecond, BatchSize: 100, ProduceTimeout: 10 * time.Second, Partitions: 1},
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	app, err := loms.Open(ctx, cfg, log, telemetry.Nop())
@@ -213,7 +213,7 @@ func TestUnpaidOrderIsCancelledAfterTheWindow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(time.Minute)
 	for {
 		o, err := c.ListOrder(ctx, &lomsv1.ListOrderRequest{OrderId: res.GetOrderId()})
 		if err != nil {

@@ -32,7 +32,7 @@ func startLOMS(t *testing.T, brokers []string, tel *telemetry.Telemetry) lomsv1c
 		DatabaseURL: url + "&pool_max_conns=30", KafkaBrokers: brokers,
 		PaymentTimeout: time.Hour, SweepInterval: time.Second,
 		Outbox: outbox.Config{PollInterval: 20 * time.Millisecond, BatchSize: 500, ProduceTimeout: 5 * time.Second,
-			Retention: time.Hour, Partitions: 3},
+			Partitions: 3},
 	}, quiet, tel)
 	if err != nil {
 		t.Fatal(err)

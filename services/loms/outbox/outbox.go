@@ -1,15 +1,15 @@
 // Package outbox publishes the order events that LOMS writes to its outbox
-// table to Kafka, in order per order and exactly once, marking them sent
-// only after the broker acknowledged them.
+// table to Kafka, in order per order and exactly once, removing them from
+// the outbox only after the broker acknowledged them.
 //
-// Exactly once, although the marking and the produce are two systems: each
+// Exactly once, although the removal and the produce are two systems: each
 // record carries its event id in a header, and the outbox keeps, per
 // partition, the offset after the last record that a committed batch
 // published. Before producing, a relay compares that with the partitions'
 // end offsets; anything beyond was produced by a relay that died, or whose
-// produce failed, before it could mark its rows, and is read back and marked
-// instead of being produced again. In the steady state the check is one
-// ListOffsets request per batch. The topic must have no other producer.
+// produce failed, before it could remove its rows, and is read back and
+// removed instead of being produced again. In the steady state the check is
+// one ListOffsets request per batch. The topic must have no other producer.
 package outbox
 
 import (
@@ -66,7 +66,7 @@ type Batch struct {
 // Published is what publishing a batch did.
 type Published struct {
 	// Found are the ids of unsent events, in the batch or after it, whose
-	// records were already in the topic: they are to be marked sent.
+	// records were already in the topic: they are to be removed.
 	Found []uuid.UUID
 	// Next holds the partitions whose offset in Batch.Next moved: past
 	// every record now in the topic.
@@ -78,13 +78,11 @@ type Source interface {
 	// PublishBatch takes the relay lock (one relay publishes at a time,
 	// whatever the number of replicas), reads up to max unsent messages in
 	// the order they were written and the partitions' progress, calls
-	// publish, and if it succeeded marks the batch and what it found sent
-	// and stores the new progress, in one transaction. It returns how many
-	// messages it marked sent: 0 when another relay holds the lock or
-	// nothing is waiting.
+	// publish, and if it succeeded removes the batch and what it found
+	// from the outbox and stores the new progress, in one transaction. It
+	// returns how many messages it published: 0 when another relay holds
+	// the lock or nothing is waiting.
 	PublishBatch(ctx context.Context, max int, publish func(context.Context, Batch) (Published, error)) (int, error)
-	// DeleteSent removes messages sent before the given time.
-	DeleteSent(ctx context.Context, before time.Time) (int64, error)
 }
 
 // Config tunes the relay.
@@ -95,8 +93,6 @@ type Config struct {
 	BatchSize int
 	// ProduceTimeout bounds waiting for the broker's acknowledgement.
 	ProduceTimeout time.Duration
-	// Retention is how long sent messages are kept for inspection.
-	Retention time.Duration
 	// Partitions is the partition count when the relay creates the topic.
 	Partitions int32
 }
@@ -121,7 +117,6 @@ func NewRelay(src Source, client *kgo.Client, cfg Config, log *slog.Logger) *Rel
 func (r *Relay) Run(ctx context.Context) error {
 	kafkatopic.Ensure(ctx, r.client, Topic, r.cfg.Partitions, r.cfg.PollInterval, r.cfg.ProduceTimeout, r.log)
 	backoff := r.cfg.PollInterval
-	lastCleanup := time.Time{}
 	for ctx.Err() == nil {
 		n, err := r.publishBatch(ctx)
 		switch {
@@ -136,12 +131,6 @@ func (r *Relay) Run(ctx context.Context) error {
 			continue
 		}
 		backoff = r.cfg.PollInterval
-		if time.Since(lastCleanup) > time.Minute {
-			lastCleanup = time.Now()
-			if _, err := r.src.DeleteSent(ctx, time.Now().Add(-r.cfg.Retention)); err != nil && ctx.Err() == nil {
-				r.log.WarnContext(ctx, "outbox relay: cleanup failed", "error", err.Error())
-			}
-		}
 		sleep(ctx, r.cfg.PollInterval)
 	}
 	r.drain(ctx)
@@ -223,7 +212,7 @@ func (r *Relay) produce(ctx context.Context, b Batch) (Published, error) {
 }
 
 // reconcile finds records in the topic beyond next: those a relay produced
-// but could not mark sent. It returns their event ids and moves next to the
+// but could not remove from the outbox. It returns their event ids and moves next to the
 // end of every partition.
 //
 // With no stored offset at all (a new deployment, or the first batch after
@@ -279,7 +268,7 @@ func (r *Relay) reconcile(ctx context.Context, next map[int32]int64) (map[uuid.U
 	for p, n := range scan {
 		start, _ := starts.Lookup(Topic, p)
 		if start.Offset > n {
-			r.log.WarnContext(ctx, "outbox relay: records produced but not marked sent are gone (retention); their events may be published again",
+			r.log.WarnContext(ctx, "outbox relay: records produced but not removed from the outbox are gone (retention); their events may be published again",
 				"partition", p, "from", n, "to", start.Offset)
 		}
 		if start.Offset > last[p] {
@@ -306,12 +295,12 @@ func (r *Relay) reconcile(ctx context.Context, next map[int32]int64) (map[uuid.U
 	for len(last) > 0 {
 		fetches := cl.PollFetches(ctx)
 		if err := ctx.Err(); err != nil {
-			return nil, fmt.Errorf("read back unmarked records: %w", err)
+			return nil, fmt.Errorf("read back unremoved records: %w", err)
 		}
 		var ferr error
 		fetches.EachError(func(_ string, _ int32, err error) { ferr = errors.Join(ferr, err) })
 		if ferr != nil {
-			return nil, fmt.Errorf("read back unmarked records: %w", ferr)
+			return nil, fmt.Errorf("read back unremoved records: %w", ferr)
 		}
 		fetches.EachPartition(func(p kgo.FetchTopicPartition) {
 			for _, rec := range p.Records {
@@ -331,7 +320,7 @@ func (r *Relay) reconcile(ctx context.Context, next map[int32]int64) (map[uuid.U
 		})
 	}
 	if len(found) > 0 {
-		r.log.WarnContext(ctx, "outbox relay: found events published but not marked sent; not publishing them again",
+		r.log.WarnContext(ctx, "outbox relay: found events published but still in the outbox; not publishing them again",
 			"events", len(found))
 	}
 	return found, nil

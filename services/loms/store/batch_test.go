@@ -30,7 +30,7 @@ func newReplica(t *testing.T, pool *pgxpool.Pool, max int, encode store.Encoder)
 		t.Fatal(err)
 	}
 	t.Cleanup(own.Close)
-	b := store.NewBatcher(store.New(own, encode, time.Now), max)
+	b := store.NewBatcher(store.New(own, encode, time.Now), max, 1)
 	return replica{batcher: b, svc: order.NewService(b, 10*time.Minute, time.Now)}
 }
 
@@ -342,4 +342,134 @@ func TestFlashSaleAcrossReplicasSellsExactlyTheStock(t *testing.T) {
 		t.Fatalf("%d orders and %d events, want %d and %d", orders, events, buyers, 2*buyers)
 	}
 	t.Logf("%d buyers on 2 replicas: %d transactions", buyers, txs)
+}
+
+// queueErr starts a call that returns only an error and waits until it is
+// queued behind the batch in flight.
+func queueErr(t *testing.T, r replica, call func() error) <-chan error {
+	t.Helper()
+	ch := make(chan error, 1)
+	res := queueCall(t, r, func() (*order.Order, error) { return nil, call() })
+	go func() { ch <- (<-res).err }()
+	return ch
+}
+
+// Payments and cancellations that arrive together are applied together, in
+// arrival order: a cancellation queued after a payment of the same order
+// sees it paid, an unknown order fails alone, and the others commit in one
+// transaction.
+func TestQueuedPaymentsAreAppliedTogetherInArrivalOrder(t *testing.T) {
+	t.Parallel()
+	_, pool := lomstest.NewStore(t, pg, time.Now, order.Stock{SKU: 5, Warehouse: 1, Total: 10})
+	r := newReplica(t, pool, 100, wire.EncodeEvent)
+	var ids []int64
+	for user := int64(1); user <= 3; user++ {
+		o, err := r.svc.Create(t.Context(), user, unit(5, 2), "")
+		if err != nil || o.Status != order.StatusAwaitingPayment {
+			t.Fatalf("create: %+v, %v", o, err)
+		}
+		ids = append(ids, o.ID)
+	}
+	release := holdStock(t, pool, 5)
+	before := waitingOnLocks(t, pool)
+	first := make(chan error, 1)
+	go func() { first <- r.svc.Pay(context.Background(), ids[0]) }()
+	eventually(t, "the first payment waits for the held stock rows", func() bool { return waitingOnLocks(t, pool) > before })
+	pay := queueErr(t, r, func() error { return r.svc.Pay(t.Context(), ids[1]) })
+	cancelPaid := queueErr(t, r, func() error { return r.svc.Cancel(t.Context(), ids[1]) })
+	unknown := queueErr(t, r, func() error { return r.svc.Pay(t.Context(), 1<<40) })
+	cancel := queueErr(t, r, func() error { return r.svc.Cancel(t.Context(), ids[2]) })
+	release()
+
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-pay; err != nil {
+		t.Fatalf("pay: %v", err)
+	}
+	var te *order.TransitionError
+	if err := <-cancelPaid; !errors.As(err, &te) {
+		t.Fatalf("cancel after a payment in the same batch: %v, want a transition error", err)
+	}
+	if err := <-unknown; !errors.Is(err, order.ErrNotFound) {
+		t.Fatalf("pay of an unknown order: %v, want not found", err)
+	}
+	if err := <-cancel; err != nil {
+		t.Fatalf("cancel: %v", err)
+	}
+	var statuses, txs []string
+	rows, err := pool.Query(t.Context(), "SELECT status::text, xmin::text FROM orders WHERE id = ANY($1) ORDER BY id", ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var st, tx string
+		if err := rows.Scan(&st, &tx); err != nil {
+			t.Fatal(err)
+		}
+		statuses, txs = append(statuses, st), append(txs, tx)
+	}
+	if rows.Err() != nil || len(statuses) != 3 || statuses[0] != "payed" || statuses[1] != "payed" || statuses[2] != "cancelled" {
+		t.Fatalf("statuses %v (%v), want payed payed cancelled", statuses, rows.Err())
+	}
+	if txs[1] != txs[2] || txs[0] == txs[1] {
+		t.Fatalf("transactions %v: want the two queued changes in one, the first in another", txs)
+	}
+	if total, reserved, open := lomstest.Totals(t, pool); total != 6 || reserved != 0 || open != 0 {
+		t.Fatalf("total %d reserved %d open %d, want 6 0 0", total, reserved, open)
+	}
+	var events int
+	if err := pool.QueryRow(t.Context(), "SELECT count(*) FROM outbox WHERE order_id = ANY($1)", ids).Scan(&events); err != nil || events != 9 {
+		t.Fatalf("%d events (%v), want 9: new, awaiting and one settlement per order", events, err)
+	}
+}
+
+// A payment storm after a flash sale, across two replicas: 300 orders of one
+// sku, each paid or cancelled concurrently (some twice), leave the stock
+// exactly as the payments say.
+func TestPaymentStormAcrossReplicasKeepsStockExact(t *testing.T) {
+	t.Parallel()
+	_, pool := lomstest.NewStore(t, pg, time.Now, order.Stock{SKU: 42, Warehouse: 1, Total: 200}, order.Stock{SKU: 42, Warehouse: 2, Total: 100})
+	replicas := []replica{newReplica(t, pool, 64, wire.EncodeEvent), newReplica(t, pool, 64, wire.EncodeEvent)}
+	const orders = 300
+	ids := make([]int64, orders)
+	var wg sync.WaitGroup
+	for i := range orders {
+		wg.Go(func() {
+			o, err := replicas[i%2].svc.Create(t.Context(), int64(i+1), unit(42, 1), "")
+			if err != nil || o.Status != order.StatusAwaitingPayment {
+				t.Errorf("create %d: %+v, %v", i, o, err)
+				return
+			}
+			ids[i] = o.ID
+		})
+	}
+	wg.Wait()
+	var paid atomic.Int64
+	for i := range orders {
+		for try := range 2 {
+			wg.Go(func() {
+				r := replicas[(i+try)%2]
+				if i%3 == 0 {
+					if err := r.svc.Cancel(t.Context(), ids[i]); err != nil {
+						t.Errorf("cancel %d: %v", ids[i], err)
+					}
+					return
+				}
+				if err := r.svc.Pay(t.Context(), ids[i]); err != nil {
+					t.Errorf("pay %d: %v", ids[i], err)
+				} else if try == 0 {
+					paid.Add(1)
+				}
+			})
+		}
+	}
+	wg.Wait()
+	if total, reserved, open := lomstest.Totals(t, pool); total != 300-paid.Load() || reserved != 0 || open != 0 {
+		t.Fatalf("total %d (want %d) reserved %d open %d", total, 300-paid.Load(), reserved, open)
+	}
+	var events int
+	if err := pool.QueryRow(t.Context(), "SELECT count(*) FROM outbox").Scan(&events); err != nil || events != 3*orders {
+		t.Fatalf("%d events (%v), want %d: one per status change, none for a repeated payment or cancellation", events, err, 3*orders)
+	}
 }

@@ -12,7 +12,7 @@ import (
 )
 
 // PublishBatch implements outbox.Source in two round trips around the
-// publishing: the lock and the reads, then the marking and the commit.
+// publishing: the lock and the reads, then the deletes and the commit.
 func (s *Store) PublishBatch(ctx context.Context, max int,
 	publish func(context.Context, outbox.Batch) (outbox.Published, error)) (int, error) {
 	n := 0
@@ -24,7 +24,7 @@ func (s *Store) PublishBatch(ctx context.Context, max int,
 		)
 		b := &pgx.Batch{}
 		b.Queue(beginTx)
-		valuesIn(b, &locked, "lock relay", db.TryLockRelay, int64(relayLockKey))
+		valuesIn(b, &locked, "lock relay", db.TryLockRelay, int64(RelayLockKey))
 		// Read in the same round trip; the rows are ignored when another
 		// relay holds the lock.
 		rowsIn(b, &rows, "list unsent outbox rows", db.ListUnsentOutbox, int32(max))
@@ -53,15 +53,14 @@ func (s *Store) PublishBatch(ctx context.Context, max int,
 		if err != nil {
 			return err
 		}
-		now := s.now()
 		b = &pgx.Batch{}
-		execIn(b, "mark outbox sent", db.MarkOutboxSent, now, ids)
+		execIn(b, "delete published outbox rows", db.DeletePublishedOutbox, ids)
 		if len(published.Found) > 0 {
 			found := make([]pgtype.UUID, len(published.Found))
 			for i, id := range published.Found {
 				found[i] = pgtype.UUID{Bytes: id, Valid: true}
 			}
-			execIn(b, "mark found events sent", db.MarkOutboxEventsSent, now, found)
+			execIn(b, "delete outbox rows found in the topic", db.DeleteOutboxEvents, found)
 		}
 		parts := make([]int32, 0, len(published.Next))
 		next := make([]int64, 0, len(published.Next))

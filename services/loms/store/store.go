@@ -17,9 +17,9 @@ import (
 	"github.com/minizon/minizon/services/loms/store/internal/db"
 )
 
-// relayLockKey is the advisory lock that lets one outbox relay publish at a
-// time ("outbox" in ASCII).
-const relayLockKey = 0x6f7574626f78
+// RelayLockKey is the advisory lock that lets one outbox relay publish at a
+// time ("outbox" in ASCII). A session holding it pauses every relay.
+const RelayLockKey = 0x6f7574626f78
 
 // Encoder turns an event into the bytes published for it.
 type Encoder func(order.Event) ([]byte, error)
@@ -95,15 +95,6 @@ func (s *Store) SeedStocks(ctx context.Context, stocks []order.Stock) (int64, er
 	n, err := db.New(s.pool).SeedStocks(ctx, p)
 	if err != nil {
 		return 0, fmt.Errorf("seed stocks: %w", err)
-	}
-	return n, nil
-}
-
-// DeleteSent implements outbox.Source.
-func (s *Store) DeleteSent(ctx context.Context, before time.Time) (int64, error) {
-	n, err := db.New(s.pool).DeleteSentOutbox(ctx, before)
-	if err != nil {
-		return 0, fmt.Errorf("delete sent outbox rows: %w", err)
 	}
 	return n, nil
 }

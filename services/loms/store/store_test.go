@@ -36,7 +36,7 @@ func newBatchedService(t *testing.T, max int, stocks ...order.Stock) (*order.Ser
 	t.Helper()
 	clock := lomstest.NewClock(t0)
 	st, pool := lomstest.NewStore(t, pg, clock.Now, stocks...)
-	return order.NewService(store.NewBatcher(st, max), 10*time.Minute, clock.Now), pool, clock
+	return order.NewService(store.NewBatcher(st, max, 1), 10*time.Minute, clock.Now), pool, clock
 }
 
 // batchModes are the batch bounds the concurrency tests run with: batching

@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"errors"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -36,33 +38,103 @@ func (s *Store) Get(ctx context.Context, id int64) (*order.Order, error) {
 	return orders[0], nil
 }
 
-// Update implements order.Repository in two round trips: the order locked
-// and read, then, once fn changed it, what changed and the commit.
+// change is an update of one order, waiting for its batch.
+type change struct {
+	id    int64
+	fn    func(*order.Order) error
+	trace trace
+}
+
+// Update implements order.Repository: a batch of one, in a transaction of
+// its own.
 func (s *Store) Update(ctx context.Context, id int64, fn func(*order.Order) error) error {
-	return s.withConn(ctx, func(conn *pgx.Conn) error {
+	errs, err := s.updateBatch(ctx, []*change{{id: id, fn: fn, trace: traceOf(ctx)}})
+	if err != nil {
+		var de *draftError
+		if errors.As(err, &de) {
+			return de.err
+		}
+		return err
+	}
+	return errs[0]
+}
+
+// updateBatch applies changes to their orders in one transaction of two
+// round trips: the orders locked and read, then, once each change was
+// applied in arrival order (a change sees what the changes before it did
+// to its order), what changed and the commit. It returns each change's own
+// error: ErrNotFound, or its fn's, which leaves the order as the changes
+// before it left it. If an order's events cannot be encoded, a
+// *draftError names the first change to that order.
+func (s *Store) updateBatch(ctx context.Context, changes []*change) ([]error, error) {
+	ids := make([]int64, len(changes))
+	for i, c := range changes {
+		ids[i] = c.id
+	}
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	errs := make([]error, len(changes))
+	err := s.withConn(ctx, func(conn *pgx.Conn) error {
 		var (
-			rows  []db.GetOrderForUpdateRow
+			rows  []db.LockOrdersRow
 			items []db.OrderItem
 		)
 		b := &pgx.Batch{}
 		b.Queue(beginTx)
-		rowsIn(b, &rows, "lock order", db.GetOrderForUpdate, id)
-		rowsIn(b, &items, "list order items", db.ListOrderItems, []int64{id})
+		rowsIn(b, &rows, "lock orders", db.LockOrders, ids)
+		rowsIn(b, &items, "list order items", db.ListOrderItems, ids)
 		if err := send(ctx, conn, b); err != nil {
 			return err
 		}
-		if len(rows) == 0 {
-			return order.ErrNotFound
+		loaded := make([]db.GetOrderRow, len(rows))
+		for i, r := range rows {
+			loaded[i] = db.GetOrderRow(r)
 		}
-		orders, err := toOrders([]db.GetOrderRow{db.GetOrderRow(rows[0])}, items)
+		orders, err := toOrders(loaded, items)
 		if err != nil {
 			return err
 		}
-		if err := fn(orders[0]); err != nil {
-			return err
+		byID := make(map[int64]*order.Order, len(orders))
+		for _, o := range orders {
+			byID[o.ID] = o
 		}
-		return s.commitChanges(ctx, conn, orders, traceOf(ctx))
+		first := make(map[int64]int) // an order's first change that stuck
+		for i, c := range changes {
+			o := byID[c.id]
+			if o == nil {
+				errs[i] = order.ErrNotFound
+				continue
+			}
+			next := o.Clone()
+			if errs[i] = c.fn(next); errs[i] != nil {
+				continue
+			}
+			byID[c.id] = next
+			if _, ok := first[c.id]; !ok {
+				first[c.id] = i
+			}
+		}
+		var changed []*order.Order
+		var traces []trace
+		var by []int
+		for _, id := range ids {
+			if i, ok := first[id]; ok {
+				changed = append(changed, byID[id])
+				traces = append(traces, changes[i].trace)
+				by = append(by, i)
+			}
+		}
+		err = s.commitChanges(ctx, conn, changed, traces)
+		var de *draftError
+		if errors.As(err, &de) {
+			de.index = by[de.index]
+		}
+		return err
 	})
+	if err != nil {
+		return nil, err
+	}
+	return errs, nil
 }
 
 // UpdateExpired implements order.Repository: the expired orders it claims
@@ -101,7 +173,12 @@ func (s *Store) UpdateExpired(ctx context.Context, now time.Time, max int, fn fu
 				return err
 			}
 		}
-		if err := s.commitChanges(ctx, conn, orders, traceOf(ctx)); err != nil {
+		traces := make([]trace, len(orders))
+		tr := traceOf(ctx)
+		for i := range traces {
+			traces[i] = tr
+		}
+		if err := s.commitChanges(ctx, conn, orders, traces); err != nil {
 			return err
 		}
 		n = len(orders)
@@ -111,8 +188,9 @@ func (s *Store) UpdateExpired(ctx context.Context, now time.Time, max int, fn fu
 }
 
 // commitChanges sends the last round trip of an update: the stock effects
-// of the orders' changes, their statuses and events, and the commit.
-func (s *Store) commitChanges(ctx context.Context, conn *pgx.Conn, orders []*order.Order, tr trace) error {
+// of the orders' changes, their statuses and events (each order's with its
+// trace), and the commit.
+func (s *Store) commitChanges(ctx context.Context, conn *pgx.Conn, orders []*order.Order, traces []trace) error {
 	var release, writeOff, touched []int64
 	for _, o := range orders {
 		for _, c := range o.Changes() {
@@ -138,10 +216,6 @@ func (s *Store) commitChanges(ctx context.Context, conn *pgx.Conn, orders []*ord
 	}
 	if len(writeOff) > 0 {
 		execIn(b, "write off reservations", db.WriteOffReservations, writeOff)
-	}
-	traces := make([]trace, len(orders))
-	for i := range traces {
-		traces[i] = tr
 	}
 	if err := s.queueChanges(b, orders, traces, s.now()); err != nil {
 		return err

@@ -19,8 +19,13 @@ SELECT id FROM orders WHERE user_id = @user_id AND idempotency_key = @idempotenc
 -- name: GetOrder :one
 SELECT id, user_id, status, created_at, pay_by FROM orders WHERE id = @id;
 
--- name: GetOrderForUpdate :one
-SELECT id, user_id, status, created_at, pay_by FROM orders WHERE id = @id FOR UPDATE;
+-- name: LockOrders :many
+-- Locks orders in id order, as every transaction that locks several orders
+-- does, so that two cannot deadlock; stock rows are locked after orders.
+SELECT id, user_id, status, created_at, pay_by FROM orders
+WHERE id = ANY(@ids::bigint[])
+ORDER BY id
+FOR UPDATE;
 
 -- name: UpdateOrderStatuses :exec
 -- Sets each order's status (the names of order_status, as text).

@@ -12,18 +12,17 @@ FROM (SELECT unnest(@event_ids::uuid[]) AS event_id, unnest(@order_ids::bigint[]
 SELECT pg_try_advisory_xact_lock(@key::bigint);
 
 -- name: ListUnsentOutbox :many
+-- Every row in the outbox waits to be published.
 SELECT id, event_id, order_id, payload, traceparent, tracestate FROM outbox
-WHERE sent_at IS NULL
 ORDER BY id
 LIMIT @max_rows;
 
--- name: MarkOutboxSent :exec
-UPDATE outbox SET sent_at = @sent_at::timestamptz WHERE id = ANY(@ids::bigint[]);
+-- name: DeletePublishedOutbox :exec
+DELETE FROM outbox WHERE id = ANY(@ids::bigint[]);
 
--- name: MarkOutboxEventsSent :exec
+-- name: DeleteOutboxEvents :exec
 -- Rows whose records a relay found already in Kafka.
-UPDATE outbox SET sent_at = @sent_at::timestamptz
-WHERE event_id = ANY(@event_ids::uuid[]) AND sent_at IS NULL;
+DELETE FROM outbox WHERE event_id = ANY(@event_ids::uuid[]);
 
 -- name: ListOutboxPartitions :many
 SELECT partition, next_offset FROM outbox_partitions;
@@ -33,14 +32,11 @@ INSERT INTO outbox_partitions (partition, next_offset)
 SELECT unnest(@partitions::integer[]), unnest(@next_offsets::bigint[])
 ON CONFLICT (partition) DO UPDATE SET next_offset = EXCLUDED.next_offset;
 
--- name: DeleteSentOutbox :execrows
-DELETE FROM outbox WHERE sent_at < @before::timestamptz;
-
 -- name: OutboxBacklog :one
 -- Unsent events and how long the oldest has waited, for /metrics.
--- The oldest is the first by id (the partial index); created_at comes
--- from the application's clock, so the age is kept from going negative.
+-- The oldest is the first by id; created_at comes from the application's
+-- clock, so the age is kept from going negative.
 SELECT
-    (SELECT count(*) FROM outbox WHERE sent_at IS NULL)::bigint AS unsent,
+    (SELECT count(*) FROM outbox)::bigint AS unsent,
     COALESCE((SELECT GREATEST(EXTRACT(EPOCH FROM now() - created_at), 0) FROM outbox
-        WHERE sent_at IS NULL ORDER BY id LIMIT 1), 0)::float8 AS oldest_age_seconds;
+        ORDER BY id LIMIT 1), 0)::float8 AS oldest_age_seconds;

@@ -79,7 +79,6 @@ type Outbox struct {
 	OrderID     int64
 	Payload     []byte
 	CreatedAt   time.Time
-	SentAt      *time.Time
 	Traceparent pgtype.Text
 	Tracestate  pgtype.Text
 }

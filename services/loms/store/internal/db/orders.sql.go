@@ -51,31 +51,6 @@ func (q *Queries) GetOrderByIdempotencyKey(ctx context.Context, arg GetOrderById
 	return id, err
 }
 
-const GetOrderForUpdate = `-- name: GetOrderForUpdate :one
-SELECT id, user_id, status, created_at, pay_by FROM orders WHERE id = $1 FOR UPDATE
-`
-
-type GetOrderForUpdateRow struct {
-	ID        int64
-	UserID    int64
-	Status    OrderStatus
-	CreatedAt time.Time
-	PayBy     time.Time
-}
-
-func (q *Queries) GetOrderForUpdate(ctx context.Context, id int64) (GetOrderForUpdateRow, error) {
-	row := q.db.QueryRow(ctx, GetOrderForUpdate, id)
-	var i GetOrderForUpdateRow
-	err := row.Scan(
-		&i.ID,
-		&i.UserID,
-		&i.Status,
-		&i.CreatedAt,
-		&i.PayBy,
-	)
-	return i, err
-}
-
 const InsertOrderItems = `-- name: InsertOrderItems :exec
 INSERT INTO order_items (order_id, sku, count)
 SELECT unnest($1::bigint[]), unnest($2::bigint[]), unnest($3::bigint[])
@@ -212,6 +187,49 @@ func (q *Queries) LockExpiredOrders(ctx context.Context, arg LockExpiredOrdersPa
 	items := []LockExpiredOrdersRow{}
 	for rows.Next() {
 		var i LockExpiredOrdersRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.UserID,
+			&i.Status,
+			&i.CreatedAt,
+			&i.PayBy,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const LockOrders = `-- name: LockOrders :many
+SELECT id, user_id, status, created_at, pay_by FROM orders
+WHERE id = ANY($1::bigint[])
+ORDER BY id
+FOR UPDATE
+`
+
+type LockOrdersRow struct {
+	ID        int64
+	UserID    int64
+	Status    OrderStatus
+	CreatedAt time.Time
+	PayBy     time.Time
+}
+
+// Locks orders in id order, as every transaction that locks several orders
+// does, so that two cannot deadlock; stock rows are locked after orders.
+func (q *Queries) LockOrders(ctx context.Context, ids []int64) ([]LockOrdersRow, error) {
+	rows, err := q.db.Query(ctx, LockOrders, ids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []LockOrdersRow{}
+	for rows.Next() {
+		var i LockOrdersRow
 		if err := rows.Scan(
 			&i.ID,
 			&i.UserID,

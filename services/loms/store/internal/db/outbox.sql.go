@@ -12,16 +12,23 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 )
 
-const DeleteSentOutbox = `-- name: DeleteSentOutbox :execrows
-DELETE FROM outbox WHERE sent_at < $1::timestamptz
+const DeleteOutboxEvents = `-- name: DeleteOutboxEvents :exec
+DELETE FROM outbox WHERE event_id = ANY($1::uuid[])
 `
 
-func (q *Queries) DeleteSentOutbox(ctx context.Context, before time.Time) (int64, error) {
-	result, err := q.db.Exec(ctx, DeleteSentOutbox, before)
-	if err != nil {
-		return 0, err
-	}
-	return result.RowsAffected(), nil
+// Rows whose records a relay found already in Kafka.
+func (q *Queries) DeleteOutboxEvents(ctx context.Context, eventIds []pgtype.UUID) error {
+	_, err := q.db.Exec(ctx, DeleteOutboxEvents, eventIds)
+	return err
+}
+
+const DeletePublishedOutbox = `-- name: DeletePublishedOutbox :exec
+DELETE FROM outbox WHERE id = ANY($1::bigint[])
+`
+
+func (q *Queries) DeletePublishedOutbox(ctx context.Context, ids []int64) error {
+	_, err := q.db.Exec(ctx, DeletePublishedOutbox, ids)
+	return err
 }
 
 const InsertOutbox = `-- name: InsertOutbox :exec
@@ -80,7 +87,6 @@ func (q *Queries) ListOutboxPartitions(ctx context.Context) ([]OutboxPartition, 
 
 const ListUnsentOutbox = `-- name: ListUnsentOutbox :many
 SELECT id, event_id, order_id, payload, traceparent, tracestate FROM outbox
-WHERE sent_at IS NULL
 ORDER BY id
 LIMIT $1
 `
@@ -94,6 +100,7 @@ type ListUnsentOutboxRow struct {
 	Tracestate  pgtype.Text
 }
 
+// Every row in the outbox waits to be published.
 func (q *Queries) ListUnsentOutbox(ctx context.Context, maxRows int32) ([]ListUnsentOutboxRow, error) {
 	rows, err := q.db.Query(ctx, ListUnsentOutbox, maxRows)
 	if err != nil {
@@ -121,41 +128,11 @@ func (q *Queries) ListUnsentOutbox(ctx context.Context, maxRows int32) ([]ListUn
 	return items, nil
 }
 
-const MarkOutboxEventsSent = `-- name: MarkOutboxEventsSent :exec
-UPDATE outbox SET sent_at = $1::timestamptz
-WHERE event_id = ANY($2::uuid[]) AND sent_at IS NULL
-`
-
-type MarkOutboxEventsSentParams struct {
-	SentAt   time.Time
-	EventIds []pgtype.UUID
-}
-
-// Rows whose records a relay found already in Kafka.
-func (q *Queries) MarkOutboxEventsSent(ctx context.Context, arg MarkOutboxEventsSentParams) error {
-	_, err := q.db.Exec(ctx, MarkOutboxEventsSent, arg.SentAt, arg.EventIds)
-	return err
-}
-
-const MarkOutboxSent = `-- name: MarkOutboxSent :exec
-UPDATE outbox SET sent_at = $1::timestamptz WHERE id = ANY($2::bigint[])
-`
-
-type MarkOutboxSentParams struct {
-	SentAt time.Time
-	Ids    []int64
-}
-
-func (q *Queries) MarkOutboxSent(ctx context.Context, arg MarkOutboxSentParams) error {
-	_, err := q.db.Exec(ctx, MarkOutboxSent, arg.SentAt, arg.Ids)
-	return err
-}
-
 const OutboxBacklog = `-- name: OutboxBacklog :one
 SELECT
-    (SELECT count(*) FROM outbox WHERE sent_at IS NULL)::bigint AS unsent,
+    (SELECT count(*) FROM outbox)::bigint AS unsent,
     COALESCE((SELECT GREATEST(EXTRACT(EPOCH FROM now() - created_at), 0) FROM outbox
-        WHERE sent_at IS NULL ORDER BY id LIMIT 1), 0)::float8 AS oldest_age_seconds
+        ORDER BY id LIMIT 1), 0)::float8 AS oldest_age_seconds
 `
 
 type OutboxBacklogRow struct {
@@ -164,8 +141,8 @@ type OutboxBacklogRow struct {
 }
 
 // Unsent events and how long the oldest has waited, for /metrics.
-// The oldest is the first by id (the partial index); created_at comes
-// from the application's clock, so the age is kept from going negative.
+// The oldest is the first by id; created_at comes from the application's
+// clock, so the age is kept from going negative.
 func (q *Queries) OutboxBacklog(ctx context.Context) (OutboxBacklogRow, error) {
 	row := q.db.QueryRow(ctx, OutboxBacklog)
 	var i OutboxBacklogRow
