@@ -4,12 +4,10 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/minizon/minizon/services/loms/order"
@@ -108,26 +106,10 @@ func (s *Store) Backlog(ctx context.Context) (outbox.Backlog, error) {
 	return outbox.Backlog{Unsent: row.Unsent, OldestAge: time.Duration(row.OldestAgeSeconds * float64(time.Second))}, nil
 }
 
-func optionalText(s string) pgtype.Text { return pgtype.Text{String: s, Valid: s != ""} }
-
-func dbStatus(st order.Status) db.OrderStatus { return db.OrderStatus(st.String()) }
-
 // wrap names the failed step of err; nil stays nil.
 func wrap(what string, err error) error {
 	if err == nil {
 		return nil
-	}
-	return fmt.Errorf("%s: %w", what, err)
-}
-
-// notFound maps pgx.ErrNoRows to the domain's ErrNotFound; what names the
-// failed step otherwise. nil stays nil.
-func notFound(what string, err error) error {
-	if err == nil {
-		return nil
-	}
-	if errors.Is(err, pgx.ErrNoRows) {
-		return order.ErrNotFound
 	}
 	return fmt.Errorf("%s: %w", what, err)
 }
