@@ -6,6 +6,7 @@ import (
 	"log/slog"
 
 	"connectrpc.com/connect"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	lomsv1 "github.com/minizon/minizon/gen/minizon/loms/v1"
 	"github.com/minizon/minizon/gen/minizon/loms/v1/lomsv1connect"
@@ -48,7 +49,23 @@ func (s *Server) ListOrder(ctx context.Context, req *lomsv1.ListOrderRequest) (*
 	if err != nil {
 		return nil, s.toConnect(ctx, err)
 	}
-	return &lomsv1.ListOrderResponse{Status: wire.Status(o.Status), User: o.User, Items: wire.Items(o.Items)}, nil
+	return &lomsv1.ListOrderResponse{
+		Status: wire.Status(o.Status), User: o.User, Items: wire.Items(o.Items),
+		CreatedAt: timestamppb.New(o.CreatedAt), PayBy: timestamppb.New(o.PayBy),
+	}, nil
+}
+
+// ListOrders implements LomsService.ListOrders.
+func (s *Server) ListOrders(ctx context.Context, req *lomsv1.ListOrdersRequest) (*lomsv1.ListOrdersResponse, error) {
+	page, err := s.orders.ListOrders(ctx, req.GetUser(), req.GetPageSize(), req.GetPageToken())
+	if err != nil {
+		return nil, s.toConnect(ctx, err)
+	}
+	res := &lomsv1.ListOrdersResponse{Orders: make([]*lomsv1.OrderSummary, len(page.Orders)), NextPageToken: page.NextPageToken}
+	for i, o := range page.Orders {
+		res.Orders[i] = wire.Summary(o)
+	}
+	return res, nil
 }
 
 // OrderPayed implements LomsService.OrderPayed.
@@ -78,6 +95,18 @@ func (s *Server) Stocks(ctx context.Context, req *lomsv1.StocksRequest) (*lomsv1
 		res.Stocks[i] = &lomsv1.Stock{WarehouseId: a.Warehouse, Count: a.Count}
 	}
 	return res, nil
+}
+
+// ReceiveStock implements LomsService.ReceiveStock.
+func (s *Server) ReceiveStock(ctx context.Context, req *lomsv1.ReceiveStockRequest) (*lomsv1.ReceiveStockResponse, error) {
+	items := make([]order.Item, len(req.GetItems()))
+	for i, it := range req.GetItems() {
+		items[i] = order.Item{SKU: it.GetSku(), Count: it.GetCount()}
+	}
+	if err := s.orders.ReceiveStock(ctx, req.GetWarehouseId(), items, req.GetIdempotencyKey()); err != nil {
+		return nil, s.toConnect(ctx, err)
+	}
+	return &lomsv1.ReceiveStockResponse{}, nil
 }
 
 // toConnect maps domain errors to codes; the rest are infrastructure faults.

@@ -89,3 +89,9 @@ func (r *memRepo) UpdateExpired(context.Context, time.Time, int, func(*order.Ord
 func (r *memRepo) Available(context.Context, uint32) ([]order.Availability, error) {
 	return nil, errNotInMemRepo
 }
+
+func (r *memRepo) ListByUser(context.Context, int64, int64, int) ([]*order.Order, error) {
+	return nil, errNotInMemRepo
+}
+
+func (r *memRepo) Receive(context.Context, order.Receipt) error { return errNotInMemRepo }

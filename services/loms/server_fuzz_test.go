@@ -66,6 +66,17 @@ func (fuzzOrders) Available(_ context.Context, sku uint32) ([]order.Availability
 	return []order.Availability{{Warehouse: 1, Count: uint64(sku)}}, nil
 }
 
+// ListByUser: user u has the orders 1 to u%50.
+func (fuzzOrders) ListByUser(_ context.Context, user, before int64, max int) ([]*order.Order, error) {
+	var out []*order.Order
+	for id := min(before-1, user%50); id >= 1 && len(out) < max; id-- {
+		out = append(out, &order.Order{ID: id, User: user, Status: order.StatusPayed, Items: []order.Item{{SKU: 1, Count: 1}}})
+	}
+	return out, nil
+}
+
+func (fuzzOrders) Receive(context.Context, order.Receipt) error { return nil }
+
 // fuzzContentTypes are the Connect codecs every fuzzed body is sent with.
 var fuzzContentTypes = []string{"application/proto", "application/json"}
 
@@ -96,14 +107,28 @@ func createOrderProblem(req *lomsv1.CreateOrderRequest) string {
 	return ""
 }
 
+// receiveStockProblem is the field the contract rejects a ReceiveStock
+// request on: its items and key follow CreateOrder's rules.
+func receiveStockProblem(req *lomsv1.ReceiveStockRequest) string {
+	if req.GetWarehouseId() <= 0 {
+		return "warehouse_id"
+	}
+	asOrder := &lomsv1.CreateOrderRequest{User: 1, IdempotencyKey: req.GetIdempotencyKey()}
+	for _, it := range req.GetItems() {
+		asOrder.Items = append(asOrder.Items, &lomsv1.OrderItem{Sku: it.GetSku(), Count: it.GetCount()})
+	}
+	return createOrderProblem(asOrder)
+}
+
 // FuzzLomsService sends arbitrary bodies, as binary and as JSON, to every
 // LomsService RPC through the real handler tree (codecs, interceptors,
 // Server, order.Service, error mapping) over a repository without storage.
 // No answer is ever Internal or Unknown: a body that does not decode is
 // invalid_argument; a decoded request is invalid_argument with a message
 // naming the field exactly when the contract rejects it (ids and skus 0 or
-// less, bad items, a bad idempotency key), and otherwise gets one of the
-// RPC's documented outcomes.
+// less, bad items, a bad idempotency key, a page size out of range, a page
+// token the service did not issue for the user), and otherwise gets one of
+// the RPC's documented outcomes.
 func FuzzLomsService(f *testing.F) {
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
 	srv := rpctest.NewServer(f, platform.Config{}, log)
@@ -142,6 +167,32 @@ func FuzzLomsService(f *testing.F) {
 	}
 	f.Add(uint8(2), []byte(`{"orderId":"15"}`))
 	f.Add(uint8(4), []byte(`{"sku":-1}`))
+	// A token the service issued, so that valid second pages are fuzzed too.
+	svc := order.NewService(fuzzOrders{}, time.Minute, time.Now)
+	first, err := svc.ListOrders(f.Context(), 45, 20, "")
+	if err != nil || first.NextPageToken == "" {
+		f.Fatalf("first page: %v, %v", first, err)
+	}
+	issued := first.NextPageToken
+	for _, req := range []*lomsv1.ListOrdersRequest{
+		{User: 45}, {User: 45, PageSize: 20, PageToken: issued}, {User: 46, PageToken: issued},
+		{User: 45, PageSize: 101}, {User: 45, PageSize: -1}, {User: 0}, {User: 45, PageToken: "forged"},
+	} {
+		seed(5, req)
+	}
+	f.Add(uint8(5), []byte(`{"user":"45","pageSize":20,"pageToken":"`+issued+`"}`))
+	for _, req := range []*lomsv1.ReceiveStockRequest{
+		{WarehouseId: 1, Items: []*lomsv1.StockItem{{Sku: 773297411, Count: 100}}, IdempotencyKey: "delivery-1"},
+		{WarehouseId: 1, Items: []*lomsv1.StockItem{{Sku: 5, Count: 65535}, {Sku: 5, Count: 1}}},
+		{WarehouseId: 0, Items: []*lomsv1.StockItem{{Sku: 1, Count: 1}}},
+		{WarehouseId: 1},
+		{WarehouseId: 1, Items: []*lomsv1.StockItem{{Sku: 0, Count: 1}}},
+		{WarehouseId: 1, Items: []*lomsv1.StockItem{{Sku: 1, Count: 65536}}},
+		{WarehouseId: 1, Items: []*lomsv1.StockItem{{Sku: 1, Count: 1}}, IdempotencyKey: "a\x00b"},
+	} {
+		seed(6, req)
+	}
+	f.Add(uint8(6), []byte(`{"warehouseId":"2","items":[{"sku":1,"count":2}]}`))
 
 	f.Fuzz(func(t *testing.T, rpc uint8, body []byte) {
 		for _, ct := range fuzzContentTypes {
@@ -151,7 +202,7 @@ func FuzzLomsService(f *testing.F) {
 				problem   func() string
 				outcomes  func() []string
 			)
-			switch rpc % 5 {
+			switch rpc % 7 {
 			case 0:
 				req := new(lomsv1.CreateOrderRequest)
 				procedure, msg = lomsv1connect.LomsServiceCreateOrderProcedure, req
@@ -169,7 +220,7 @@ func FuzzLomsService(f *testing.F) {
 				}
 			case 2, 3:
 				var id func() int64
-				if rpc%5 == 2 {
+				if rpc%7 == 2 {
 					req := new(lomsv1.OrderPayedRequest)
 					procedure, msg, id = lomsv1connect.LomsServiceOrderPayedProcedure, req, req.GetOrderId
 				} else {
@@ -187,6 +238,27 @@ func FuzzLomsService(f *testing.F) {
 					}
 					return ""
 				}
+				outcomes = func() []string { return []string{"ok"} }
+			case 5:
+				req := new(lomsv1.ListOrdersRequest)
+				procedure, msg = lomsv1connect.LomsServiceListOrdersProcedure, req
+				problem = func() string {
+					switch {
+					case req.GetUser() <= 0:
+						return "user"
+					case req.GetPageSize() < 0 || req.GetPageSize() > 100:
+						return "page_size"
+					case req.GetPageToken() != "" && (req.GetPageToken() != issued || req.GetUser() != 45):
+						// A fuzzer cannot forge a token.
+						return "page_token"
+					}
+					return ""
+				}
+				outcomes = func() []string { return []string{"ok"} }
+			case 6:
+				req := new(lomsv1.ReceiveStockRequest)
+				procedure, msg = lomsv1connect.LomsServiceReceiveStockProcedure, req
+				problem = func() string { return receiveStockProblem(req) }
 				outcomes = func() []string { return []string{"ok"} }
 			}
 			code, message := rpctest.PostConnect(t, handler, procedure, ct, body)

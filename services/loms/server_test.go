@@ -47,6 +47,12 @@ type env struct {
 // database and an in-process broker, on a loopback port.
 func startLOMS(t *testing.T, paymentTimeout time.Duration) env {
 	t.Helper()
+	return startLOMSWith(t, paymentTimeout, platform.Config{MaxBodyBytes: maxBody, ShutdownTimeout: 5 * time.Second})
+}
+
+// startLOMSWith is startLOMS with the server's platform settings.
+func startLOMSWith(t *testing.T, paymentTimeout time.Duration, pcfg platform.Config) env {
+	t.Helper()
 	url := pg.NewDatabase(t, "loms", func(ctx context.Context, url string) error { return migrate.Up(ctx, url, "loms") })
 	broker, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation())
 	if err != nil {
@@ -74,7 +80,7 @@ func startLOMS(t *testing.T, paymentTimeout time.Duration) env {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	srv := rpctest.NewServer(t, platform.Config{MaxBodyBytes: maxBody, ShutdownTimeout: 5 * time.Second}, log)
+	srv := rpctest.NewServer(t, pcfg, log)
 	app.Mount(srv)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -303,7 +309,7 @@ func TestBadInputIsRejectedWithoutWrites(t *testing.T) {
 		{"number beyond its type", `{"user": 1, "orderId": 1e30, "sku": 4294967296, "items": [{"sku": 1001, "count": 4294967296}]}`, "invalid_argument"},
 		{"oversized body", `{"user": 1, "idempotencyKey": "` + strings.Repeat("x", maxBody) + `"}`, "resource_exhausted"},
 	}
-	for _, rpc := range []string{"CreateOrder", "ListOrder", "OrderPayed", "CancelOrder", "Stocks"} {
+	for _, rpc := range []string{"CreateOrder", "ListOrder", "OrderPayed", "CancelOrder", "Stocks", "ReceiveStock"} {
 		for _, tc := range raw {
 			t.Run("raw/"+rpc+"/"+tc.name, func(t *testing.T) {
 				res, err := http.Post(e.base+"/minizon.loms.v1.LomsService/"+rpc, "application/json", strings.NewReader(tc.body))

@@ -190,6 +190,10 @@ type fuzzRepo struct {
 	// status and expired are the state of the order Update handed out.
 	status  order.Status
 	expired bool
+	// user, before and max are what ListByUser was asked.
+	user, before int64
+	max          int
+	receipt      order.Receipt
 }
 
 var fuzzNow = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
@@ -255,13 +259,37 @@ func (r *fuzzRepo) Available(_ context.Context, sku uint32) ([]order.Availabilit
 	return []order.Availability{{Warehouse: 1, Count: uint64(sku)}}, nil
 }
 
-// The LOMS RPCs FuzzServiceRequests picks from.
+// fuzzUserOrders is how many orders user has in fuzzRepo: ids 1 to
+// user%50.
+func fuzzUserOrders(user int64) int64 { return user % 50 }
+
+// ListByUser lists user's orders by id descending, as the store does.
+func (r *fuzzRepo) ListByUser(_ context.Context, user, before int64, max int) ([]*order.Order, error) {
+	r.calls++
+	r.user, r.before, r.max = user, before, max
+	var out []*order.Order
+	for id := min(before-1, fuzzUserOrders(user)); id >= 1 && len(out) < max; id-- {
+		out = append(out, &order.Order{ID: id, User: user, Status: order.StatusPayed})
+	}
+	return out, nil
+}
+
+func (r *fuzzRepo) Receive(_ context.Context, rc order.Receipt) error {
+	r.calls++
+	r.receipt = rc
+	return nil
+}
+
+// The LOMS RPCs FuzzServiceRequests picks from. New RPCs go at the end, so
+// that the corpus keeps its meaning.
 const (
 	rpcCreateOrder = iota
 	rpcListOrder
 	rpcOrderPayed
 	rpcCancelOrder
 	rpcStocks
+	rpcListOrders
+	rpcReceiveStock
 	lomsRPCs
 )
 
@@ -286,6 +314,36 @@ func FuzzServiceRequests(f *testing.F) {
 	f.Add(uint8(rpcOrderPayed), []byte(`{"order_id":"15"}`))
 	f.Add(uint8(rpcCancelOrder), []byte(`{"orderId":-3}`))
 	f.Add(uint8(rpcStocks), []byte(`{"sku":0}`))
+	tokens := issuedTokens(f)
+	for token, c := range tokens {
+		for _, user := range []int64{c.user, c.user + 1} {
+			for _, size := range []int32{0, 1, 20} {
+				f.Add(uint8(rpcListOrders), rpctest.Marshal(f, &lomsv1.ListOrdersRequest{User: user, PageSize: size, PageToken: token}))
+			}
+		}
+	}
+	for _, req := range []*lomsv1.ListOrdersRequest{
+		{User: 1}, {User: 49, PageSize: 100}, {User: 49, PageSize: 101}, {User: 7, PageSize: -1},
+		{User: 0, PageSize: 5}, {User: math.MaxInt64, PageSize: math.MaxInt32}, {User: 3, PageToken: "AQ"},
+	} {
+		f.Add(uint8(rpcListOrders), rpctest.Marshal(f, req))
+	}
+	f.Add(uint8(rpcListOrders), []byte(`{"user":"45","pageSize":20}`))
+	for _, req := range []*lomsv1.ReceiveStockRequest{
+		{WarehouseId: 1, Items: []*lomsv1.StockItem{{Sku: 773297411, Count: 100}}, IdempotencyKey: "delivery-1"},
+		{WarehouseId: 2, Items: []*lomsv1.StockItem{{Sku: 5, Count: 65000}, {Sku: 2, Count: 1}, {Sku: 5, Count: 535}}},
+		{WarehouseId: 2, Items: []*lomsv1.StockItem{{Sku: 5, Count: 65535}, {Sku: 5, Count: 1}}},
+		{WarehouseId: 0, Items: []*lomsv1.StockItem{{Sku: 1, Count: 1}}},
+		{WarehouseId: -1, Items: []*lomsv1.StockItem{{Sku: 1, Count: 1}}},
+		{WarehouseId: 1},
+		{WarehouseId: 1, Items: []*lomsv1.StockItem{{Sku: 0, Count: 1}}},
+		{WarehouseId: 1, Items: []*lomsv1.StockItem{{Sku: 1, Count: 0}}},
+		{WarehouseId: 1, Items: []*lomsv1.StockItem{{Sku: 1, Count: 1}}, IdempotencyKey: strings.Repeat("k", contractMaxKey+1)},
+		{WarehouseId: 1, Items: []*lomsv1.StockItem{{Sku: 1, Count: 1}}, IdempotencyKey: "a\x00b"},
+	} {
+		f.Add(uint8(rpcReceiveStock), rpctest.Marshal(f, req))
+	}
+	f.Add(uint8(rpcReceiveStock), []byte(`{"warehouseId":"3","items":[{"sku":1,"count":2}],"idempotencyKey":"k"}`))
 	f.Fuzz(func(t *testing.T, rpc uint8, data []byte) {
 		ctx := context.Background()
 		switch rpc % lomsRPCs {
@@ -337,8 +395,130 @@ func FuzzServiceRequests(f *testing.F) {
 					t.Fatalf("sku %d: error %v, repository asked %d times about %d", req.GetSku(), err, repo.calls, repo.sku)
 				}
 			}
+		case rpcListOrders:
+			for _, req := range rpctest.DecodeRequests(data, func() *lomsv1.ListOrdersRequest { return new(lomsv1.ListOrdersRequest) }) {
+				checkListOrders(ctx, t, tokens, req)
+			}
+		case rpcReceiveStock:
+			for _, req := range rpctest.DecodeRequests(data, func() *lomsv1.ReceiveStockRequest { return new(lomsv1.ReceiveStockRequest) }) {
+				checkReceiveStock(ctx, t, req)
+			}
 		}
 	})
+}
+
+// cursor is where an issued page token continues: below order id before
+// of user's orders.
+type cursor struct{ user, before int64 }
+
+// issuedTokens pages through the orders of a few users as a client would
+// and returns the tokens the service issued, with where they continue.
+func issuedTokens(f *testing.F) map[string]cursor {
+	tokens := map[string]cursor{}
+	for _, user := range []int64{3, 45, 49} {
+		svc := order.NewService(new(fuzzRepo), time.Minute, func() time.Time { return fuzzNow })
+		token := ""
+		for {
+			page, err := svc.ListOrders(f.Context(), user, 20, token)
+			if err != nil {
+				f.Fatal(err)
+			}
+			if token = page.NextPageToken; token == "" {
+				break
+			}
+			tokens[token] = cursor{user, page.Orders[len(page.Orders)-1].ID}
+		}
+	}
+	return tokens
+}
+
+// checkListOrders runs one decoded ListOrders request through
+// Service.ListOrders. The request is rejected, on the field the contract
+// names, before the repository is asked, unless user > 0, page_size is 0
+// to 100 and page_token is empty or one the service issued for the user
+// (tokens: a fuzzer cannot forge one). A valid request asks the
+// repository for one order more than the page size (the default for 0)
+// from where the token continues, and the page is the newest of those,
+// with a token exactly when more are left.
+func checkListOrders(ctx context.Context, t *testing.T, tokens map[string]cursor, req *lomsv1.ListOrdersRequest) {
+	t.Helper()
+	repo := new(fuzzRepo)
+	svc := order.NewService(repo, time.Minute, func() time.Time { return fuzzNow })
+	page, err := svc.ListOrders(ctx, req.GetUser(), req.GetPageSize(), req.GetPageToken())
+	field := ""
+	c, issued := tokens[req.GetPageToken()]
+	switch size := req.GetPageSize(); {
+	case req.GetUser() <= 0:
+		field = "user"
+	case size < 0 || size > 100:
+		field = "page_size"
+	case req.GetPageToken() != "" && (!issued || c.user != req.GetUser()):
+		field = "page_token"
+	}
+	if field != "" {
+		expectField(t, err, field)
+		if repo.calls != 0 || page != nil {
+			t.Fatal("a rejected request reached the repository")
+		}
+		return
+	}
+	if err != nil {
+		t.Fatalf("valid request %v rejected: %v", req, err)
+	}
+	size := int(req.GetPageSize())
+	if size == 0 {
+		size = 20
+	}
+	before := int64(math.MaxInt64)
+	if req.GetPageToken() != "" {
+		before = c.before
+	}
+	if repo.calls != 1 || repo.user != req.GetUser() || repo.before != before || repo.max != size+1 {
+		t.Fatalf("request %v: repository asked %d times for user %d, %d orders below %d", req, repo.calls, repo.user, repo.max, repo.before)
+	}
+	left := min(before-1, fuzzUserOrders(req.GetUser()))
+	if want := min(int64(size), left); int64(len(page.Orders)) != want || (want > 0 && page.Orders[0].ID != left) {
+		t.Fatalf("request %v: page %v, want the newest %d of %d orders", req, page.Orders, want, left)
+	}
+	if (page.NextPageToken != "") != (left > int64(size)) {
+		t.Fatalf("request %v: next page token %q with %d orders left after a page of %d", req, page.NextPageToken, left, size)
+	}
+}
+
+// checkReceiveStock runs one decoded ReceiveStock request through
+// Service.ReceiveStock: rejected on the field the contract names before
+// the repository is asked, or received with the items merged.
+func checkReceiveStock(ctx context.Context, t *testing.T, req *lomsv1.ReceiveStockRequest) {
+	t.Helper()
+	repo := new(fuzzRepo)
+	svc := order.NewService(repo, time.Minute, func() time.Time { return fuzzNow })
+	items := make([]order.Item, len(req.GetItems()))
+	for i, it := range req.GetItems() {
+		items[i] = order.Item{SKU: it.GetSku(), Count: it.GetCount()}
+	}
+	err := svc.ReceiveStock(ctx, req.GetWarehouseId(), items, req.GetIdempotencyKey())
+	merged, field := referenceItems(items)
+	key := req.GetIdempotencyKey()
+	switch {
+	case req.GetWarehouseId() <= 0:
+		field = "warehouse_id"
+	case field != "":
+	case len(key) > contractMaxKey || strings.ContainsRune(key, 0):
+		field = "idempotency_key"
+	}
+	if field != "" {
+		expectField(t, err, field)
+		if repo.calls != 0 {
+			t.Fatal("a rejected receipt reached the repository")
+		}
+		return
+	}
+	if err != nil {
+		t.Fatalf("valid receipt rejected: %v", err)
+	}
+	if r := repo.receipt; repo.calls != 1 || r.Warehouse != req.GetWarehouseId() || r.Key != key || !slices.Equal(r.Items, merged) {
+		t.Fatalf("repository got %+v (%d calls); want warehouse %d, key %q, items %v", r, repo.calls, req.GetWarehouseId(), key, merged)
+	}
 }
 
 // orderIDs decodes an OrderPayed or CancelOrder request's order id.

@@ -30,6 +30,14 @@ type Repository interface {
 	UpdateExpired(ctx context.Context, now time.Time, max int, fn func(*Order) error) (int, error)
 	// Available lists what can be bought of sku per warehouse, by warehouse.
 	Available(ctx context.Context, sku uint32) ([]Availability, error)
+	// ListByUser returns up to max of user's orders whose ids are below
+	// before, by id descending, with their items.
+	ListByUser(ctx context.Context, user, before int64, max int) ([]*Order, error)
+	// Receive adds the receipt's units to the total of its warehouse's stock
+	// rows, creating the rows of skus the warehouse did not hold, in one
+	// transaction that locks the rows in the global order. A receipt whose
+	// non-empty key was received before adds nothing.
+	Receive(ctx context.Context, r Receipt) error
 }
 
 // Event is one status change of an order as it is published.

@@ -25,6 +25,17 @@ func Items(items []order.Item) []*lomsv1.OrderItem {
 	return out
 }
 
+// Summary converts an order for a page of ListOrders.
+func Summary(o *order.Order) *lomsv1.OrderSummary {
+	return &lomsv1.OrderSummary{
+		OrderId:   o.ID,
+		Status:    Status(o.Status),
+		Items:     Items(o.Items),
+		CreatedAt: timestamppb.New(o.CreatedAt),
+		PayBy:     timestamppb.New(o.PayBy),
+	}
+}
+
 // EncodeEvent is the Kafka record value of an event: a
 // minizon.loms.v1.OrderEvent in protobuf binary.
 func EncodeEvent(e order.Event) ([]byte, error) {

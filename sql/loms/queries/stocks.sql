@@ -60,3 +60,29 @@ ORDER BY warehouse_id;
 INSERT INTO stocks (sku, warehouse_id, total)
 SELECT unnest(@skus::bigint[]), unnest(@warehouse_ids::bigint[]), unnest(@totals::bigint[])
 ON CONFLICT (sku, warehouse_id) DO NOTHING;
+
+-- name: ReceiveStocks :execrows
+-- Adds units to one warehouse's stock, creating the rows of skus it did not
+-- hold; one element per sku, in one statement and so one transaction. The
+-- rows are inserted or locked in sku order (ORDER BY feeds the INSERT in
+-- that order), which within one warehouse is the global (sku, warehouse_id)
+-- order that LockStocks follows, so a receipt cannot deadlock with orders
+-- or with other receipts.
+--
+-- A non-empty idempotency key is recorded in the same statement: if it
+-- already was, no row is touched and 0 is returned. A concurrent receipt
+-- with the same key is waited for on the key's primary key; if it commits,
+-- this one adds nothing.
+WITH receipt AS (
+    INSERT INTO stock_receipts (idempotency_key, warehouse_id, received_at)
+    SELECT @idempotency_key::text, @warehouse_id::bigint, @received_at::timestamptz
+    WHERE @idempotency_key::text <> ''
+    ON CONFLICT (idempotency_key) DO NOTHING
+    RETURNING idempotency_key
+)
+INSERT INTO stocks AS s (sku, warehouse_id, total)
+SELECT v.sku, @warehouse_id::bigint, v.count
+FROM (SELECT unnest(@skus::bigint[]) AS sku, unnest(@counts::bigint[]) AS count) v
+WHERE @idempotency_key::text = '' OR EXISTS (SELECT FROM receipt)
+ORDER BY v.sku
+ON CONFLICT (sku, warehouse_id) DO UPDATE SET total = s.total + EXCLUDED.total;

@@ -9,6 +9,7 @@ package lomsv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -318,7 +319,13 @@ type ListOrderResponse struct {
 	// The buying user.
 	User int64 `protobuf:"varint,2,opt,name=user,proto3" json:"user,omitempty"`
 	// The ordered items, one per sku, ordered by sku.
-	Items         []*OrderItem `protobuf:"bytes,3,rep,name=items,proto3" json:"items,omitempty"`
+	Items []*OrderItem `protobuf:"bytes,3,rep,name=items,proto3" json:"items,omitempty"`
+	// When the order was created.
+	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// The end of the payment window: an order still AWAITING_PAYMENT after it
+	// is cancelled. Set for every order; it matters only while awaiting
+	// payment.
+	PayBy         *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=pay_by,json=payBy,proto3" json:"pay_by,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -370,6 +377,20 @@ func (x *ListOrderResponse) GetUser() int64 {
 func (x *ListOrderResponse) GetItems() []*OrderItem {
 	if x != nil {
 		return x.Items
+	}
+	return nil
+}
+
+func (x *ListOrderResponse) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *ListOrderResponse) GetPayBy() *timestamppb.Timestamp {
+	if x != nil {
+		return x.PayBy
 	}
 	return nil
 }
@@ -687,11 +708,371 @@ func (x *Stock) GetCount() uint64 {
 	return 0
 }
 
+// ListOrdersRequest asks for one page of a user's orders.
+type ListOrdersRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The buying user, never 0.
+	User int64 `protobuf:"varint,1,opt,name=user,proto3" json:"user,omitempty"`
+	// Orders per page, 1 to 100; 0 means 20.
+	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// Empty for the first page, otherwise the next_page_token of the previous
+	// page, unchanged. Tokens are opaque and bound to the user.
+	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListOrdersRequest) Reset() {
+	*x = ListOrdersRequest{}
+	mi := &file_minizon_loms_v1_loms_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListOrdersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListOrdersRequest) ProtoMessage() {}
+
+func (x *ListOrdersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_minizon_loms_v1_loms_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListOrdersRequest.ProtoReflect.Descriptor instead.
+func (*ListOrdersRequest) Descriptor() ([]byte, []int) {
+	return file_minizon_loms_v1_loms_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *ListOrdersRequest) GetUser() int64 {
+	if x != nil {
+		return x.User
+	}
+	return 0
+}
+
+func (x *ListOrdersRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListOrdersRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListOrdersResponse is one page of a user's orders.
+type ListOrdersResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The page's orders, newest first.
+	Orders []*OrderSummary `protobuf:"bytes,1,rep,name=orders,proto3" json:"orders,omitempty"`
+	// Pass it as page_token for the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListOrdersResponse) Reset() {
+	*x = ListOrdersResponse{}
+	mi := &file_minizon_loms_v1_loms_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListOrdersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListOrdersResponse) ProtoMessage() {}
+
+func (x *ListOrdersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_minizon_loms_v1_loms_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListOrdersResponse.ProtoReflect.Descriptor instead.
+func (*ListOrdersResponse) Descriptor() ([]byte, []int) {
+	return file_minizon_loms_v1_loms_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *ListOrdersResponse) GetOrders() []*OrderSummary {
+	if x != nil {
+		return x.Orders
+	}
+	return nil
+}
+
+func (x *ListOrdersResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// OrderSummary is one order of a user's order history.
+type OrderSummary struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The order's id.
+	OrderId int64 `protobuf:"varint,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	// Current status.
+	Status OrderStatus `protobuf:"varint,2,opt,name=status,proto3,enum=minizon.loms.v1.OrderStatus" json:"status,omitempty"`
+	// The ordered items, one per sku, ordered by sku.
+	Items []*OrderItem `protobuf:"bytes,3,rep,name=items,proto3" json:"items,omitempty"`
+	// When the order was created.
+	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// The end of the payment window (see ListOrderResponse.pay_by).
+	PayBy         *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=pay_by,json=payBy,proto3" json:"pay_by,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OrderSummary) Reset() {
+	*x = OrderSummary{}
+	mi := &file_minizon_loms_v1_loms_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OrderSummary) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OrderSummary) ProtoMessage() {}
+
+func (x *OrderSummary) ProtoReflect() protoreflect.Message {
+	mi := &file_minizon_loms_v1_loms_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OrderSummary.ProtoReflect.Descriptor instead.
+func (*OrderSummary) Descriptor() ([]byte, []int) {
+	return file_minizon_loms_v1_loms_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *OrderSummary) GetOrderId() int64 {
+	if x != nil {
+		return x.OrderId
+	}
+	return 0
+}
+
+func (x *OrderSummary) GetStatus() OrderStatus {
+	if x != nil {
+		return x.Status
+	}
+	return OrderStatus_ORDER_STATUS_UNSPECIFIED
+}
+
+func (x *OrderSummary) GetItems() []*OrderItem {
+	if x != nil {
+		return x.Items
+	}
+	return nil
+}
+
+func (x *OrderSummary) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *OrderSummary) GetPayBy() *timestamppb.Timestamp {
+	if x != nil {
+		return x.PayBy
+	}
+	return nil
+}
+
+// StockItem is a quantity of one sku that arrived at a warehouse.
+type StockItem struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Stock keeping unit, never 0.
+	Sku uint32 `protobuf:"varint,1,opt,name=sku,proto3" json:"sku,omitempty"`
+	// Units, 1 to 65535.
+	Count         uint32 `protobuf:"varint,2,opt,name=count,proto3" json:"count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StockItem) Reset() {
+	*x = StockItem{}
+	mi := &file_minizon_loms_v1_loms_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StockItem) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StockItem) ProtoMessage() {}
+
+func (x *StockItem) ProtoReflect() protoreflect.Message {
+	mi := &file_minizon_loms_v1_loms_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StockItem.ProtoReflect.Descriptor instead.
+func (*StockItem) Descriptor() ([]byte, []int) {
+	return file_minizon_loms_v1_loms_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *StockItem) GetSku() uint32 {
+	if x != nil {
+		return x.Sku
+	}
+	return 0
+}
+
+func (x *StockItem) GetCount() uint32 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+// ReceiveStockRequest is one delivery to a warehouse.
+type ReceiveStockRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The receiving warehouse, above 0.
+	WarehouseId int64 `protobuf:"varint,1,opt,name=warehouse_id,json=warehouseId,proto3" json:"warehouse_id,omitempty"`
+	// 1 to 1000 items; repeated skus are merged, and a sku's total must not
+	// exceed 65535.
+	Items []*StockItem `protobuf:"bytes,2,rep,name=items,proto3" json:"items,omitempty"`
+	// Optional key, at most 128 bytes, that makes retries safe: a second call
+	// with the same key adds nothing. Keys are global, not per warehouse.
+	IdempotencyKey string `protobuf:"bytes,3,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ReceiveStockRequest) Reset() {
+	*x = ReceiveStockRequest{}
+	mi := &file_minizon_loms_v1_loms_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReceiveStockRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReceiveStockRequest) ProtoMessage() {}
+
+func (x *ReceiveStockRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_minizon_loms_v1_loms_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReceiveStockRequest.ProtoReflect.Descriptor instead.
+func (*ReceiveStockRequest) Descriptor() ([]byte, []int) {
+	return file_minizon_loms_v1_loms_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ReceiveStockRequest) GetWarehouseId() int64 {
+	if x != nil {
+		return x.WarehouseId
+	}
+	return 0
+}
+
+func (x *ReceiveStockRequest) GetItems() []*StockItem {
+	if x != nil {
+		return x.Items
+	}
+	return nil
+}
+
+func (x *ReceiveStockRequest) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
+	}
+	return ""
+}
+
+// ReceiveStockResponse is empty.
+type ReceiveStockResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReceiveStockResponse) Reset() {
+	*x = ReceiveStockResponse{}
+	mi := &file_minizon_loms_v1_loms_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReceiveStockResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReceiveStockResponse) ProtoMessage() {}
+
+func (x *ReceiveStockResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_minizon_loms_v1_loms_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReceiveStockResponse.ProtoReflect.Descriptor instead.
+func (*ReceiveStockResponse) Descriptor() ([]byte, []int) {
+	return file_minizon_loms_v1_loms_proto_rawDescGZIP(), []int{17}
+}
+
 var File_minizon_loms_v1_loms_proto protoreflect.FileDescriptor
 
 const file_minizon_loms_v1_loms_proto_rawDesc = "" +
 	"\n" +
-	"\x1aminizon/loms/v1/loms.proto\x12\x0fminizon.loms.v1\"3\n" +
+	"\x1aminizon/loms/v1/loms.proto\x12\x0fminizon.loms.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"3\n" +
 	"\tOrderItem\x12\x10\n" +
 	"\x03sku\x18\x01 \x01(\rR\x03sku\x12\x14\n" +
 	"\x05count\x18\x02 \x01(\rR\x05count\"\x83\x01\n" +
@@ -703,11 +1084,14 @@ const file_minizon_loms_v1_loms_proto_rawDesc = "" +
 	"\border_id\x18\x01 \x01(\x03R\aorderId\x124\n" +
 	"\x06status\x18\x02 \x01(\x0e2\x1c.minizon.loms.v1.OrderStatusR\x06status\"-\n" +
 	"\x10ListOrderRequest\x12\x19\n" +
-	"\border_id\x18\x01 \x01(\x03R\aorderId\"\x8f\x01\n" +
+	"\border_id\x18\x01 \x01(\x03R\aorderId\"\xfd\x01\n" +
 	"\x11ListOrderResponse\x124\n" +
 	"\x06status\x18\x01 \x01(\x0e2\x1c.minizon.loms.v1.OrderStatusR\x06status\x12\x12\n" +
 	"\x04user\x18\x02 \x01(\x03R\x04user\x120\n" +
-	"\x05items\x18\x03 \x03(\v2\x1a.minizon.loms.v1.OrderItemR\x05items\".\n" +
+	"\x05items\x18\x03 \x03(\v2\x1a.minizon.loms.v1.OrderItemR\x05items\x129\n" +
+	"\n" +
+	"created_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x121\n" +
+	"\x06pay_by\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x05payBy\".\n" +
 	"\x11OrderPayedRequest\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\x03R\aorderId\"\x14\n" +
 	"\x12OrderPayedResponse\"/\n" +
@@ -720,21 +1104,47 @@ const file_minizon_loms_v1_loms_proto_rawDesc = "" +
 	"\x06stocks\x18\x01 \x03(\v2\x16.minizon.loms.v1.StockR\x06stocks\"@\n" +
 	"\x05Stock\x12!\n" +
 	"\fwarehouse_id\x18\x01 \x01(\x03R\vwarehouseId\x12\x14\n" +
-	"\x05count\x18\x02 \x01(\x04R\x05count*\xb1\x01\n" +
+	"\x05count\x18\x02 \x01(\x04R\x05count\"c\n" +
+	"\x11ListOrdersRequest\x12\x12\n" +
+	"\x04user\x18\x01 \x01(\x03R\x04user\x12\x1b\n" +
+	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\"s\n" +
+	"\x12ListOrdersResponse\x125\n" +
+	"\x06orders\x18\x01 \x03(\v2\x1d.minizon.loms.v1.OrderSummaryR\x06orders\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xff\x01\n" +
+	"\fOrderSummary\x12\x19\n" +
+	"\border_id\x18\x01 \x01(\x03R\aorderId\x124\n" +
+	"\x06status\x18\x02 \x01(\x0e2\x1c.minizon.loms.v1.OrderStatusR\x06status\x120\n" +
+	"\x05items\x18\x03 \x03(\v2\x1a.minizon.loms.v1.OrderItemR\x05items\x129\n" +
+	"\n" +
+	"created_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x121\n" +
+	"\x06pay_by\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x05payBy\"3\n" +
+	"\tStockItem\x12\x10\n" +
+	"\x03sku\x18\x01 \x01(\rR\x03sku\x12\x14\n" +
+	"\x05count\x18\x02 \x01(\rR\x05count\"\x93\x01\n" +
+	"\x13ReceiveStockRequest\x12!\n" +
+	"\fwarehouse_id\x18\x01 \x01(\x03R\vwarehouseId\x120\n" +
+	"\x05items\x18\x02 \x03(\v2\x1a.minizon.loms.v1.StockItemR\x05items\x12'\n" +
+	"\x0fidempotency_key\x18\x03 \x01(\tR\x0eidempotencyKey\"\x16\n" +
+	"\x14ReceiveStockResponse*\xb1\x01\n" +
 	"\vOrderStatus\x12\x1c\n" +
 	"\x18ORDER_STATUS_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10ORDER_STATUS_NEW\x10\x01\x12!\n" +
 	"\x1dORDER_STATUS_AWAITING_PAYMENT\x10\x02\x12\x17\n" +
 	"\x13ORDER_STATUS_FAILED\x10\x03\x12\x16\n" +
 	"\x12ORDER_STATUS_PAYED\x10\x04\x12\x1a\n" +
-	"\x16ORDER_STATUS_CANCELLED\x10\x052\xc1\x03\n" +
+	"\x16ORDER_STATUS_CANCELLED\x10\x052\xfa\x04\n" +
 	"\vLomsService\x12X\n" +
 	"\vCreateOrder\x12#.minizon.loms.v1.CreateOrderRequest\x1a$.minizon.loms.v1.CreateOrderResponse\x12W\n" +
 	"\tListOrder\x12!.minizon.loms.v1.ListOrderRequest\x1a\".minizon.loms.v1.ListOrderResponse\"\x03\x90\x02\x01\x12U\n" +
 	"\n" +
 	"OrderPayed\x12\".minizon.loms.v1.OrderPayedRequest\x1a#.minizon.loms.v1.OrderPayedResponse\x12X\n" +
 	"\vCancelOrder\x12#.minizon.loms.v1.CancelOrderRequest\x1a$.minizon.loms.v1.CancelOrderResponse\x12N\n" +
-	"\x06Stocks\x12\x1e.minizon.loms.v1.StocksRequest\x1a\x1f.minizon.loms.v1.StocksResponse\"\x03\x90\x02\x01B7Z5github.com/minizon/minizon/gen/minizon/loms/v1;lomsv1b\x06proto3"
+	"\x06Stocks\x12\x1e.minizon.loms.v1.StocksRequest\x1a\x1f.minizon.loms.v1.StocksResponse\"\x03\x90\x02\x01\x12Z\n" +
+	"\n" +
+	"ListOrders\x12\".minizon.loms.v1.ListOrdersRequest\x1a#.minizon.loms.v1.ListOrdersResponse\"\x03\x90\x02\x01\x12[\n" +
+	"\fReceiveStock\x12$.minizon.loms.v1.ReceiveStockRequest\x1a%.minizon.loms.v1.ReceiveStockResponseB7Z5github.com/minizon/minizon/gen/minizon/loms/v1;lomsv1b\x06proto3"
 
 var (
 	file_minizon_loms_v1_loms_proto_rawDescOnce sync.Once
@@ -749,43 +1159,62 @@ func file_minizon_loms_v1_loms_proto_rawDescGZIP() []byte {
 }
 
 var file_minizon_loms_v1_loms_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_minizon_loms_v1_loms_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_minizon_loms_v1_loms_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_minizon_loms_v1_loms_proto_goTypes = []any{
-	(OrderStatus)(0),            // 0: minizon.loms.v1.OrderStatus
-	(*OrderItem)(nil),           // 1: minizon.loms.v1.OrderItem
-	(*CreateOrderRequest)(nil),  // 2: minizon.loms.v1.CreateOrderRequest
-	(*CreateOrderResponse)(nil), // 3: minizon.loms.v1.CreateOrderResponse
-	(*ListOrderRequest)(nil),    // 4: minizon.loms.v1.ListOrderRequest
-	(*ListOrderResponse)(nil),   // 5: minizon.loms.v1.ListOrderResponse
-	(*OrderPayedRequest)(nil),   // 6: minizon.loms.v1.OrderPayedRequest
-	(*OrderPayedResponse)(nil),  // 7: minizon.loms.v1.OrderPayedResponse
-	(*CancelOrderRequest)(nil),  // 8: minizon.loms.v1.CancelOrderRequest
-	(*CancelOrderResponse)(nil), // 9: minizon.loms.v1.CancelOrderResponse
-	(*StocksRequest)(nil),       // 10: minizon.loms.v1.StocksRequest
-	(*StocksResponse)(nil),      // 11: minizon.loms.v1.StocksResponse
-	(*Stock)(nil),               // 12: minizon.loms.v1.Stock
+	(OrderStatus)(0),              // 0: minizon.loms.v1.OrderStatus
+	(*OrderItem)(nil),             // 1: minizon.loms.v1.OrderItem
+	(*CreateOrderRequest)(nil),    // 2: minizon.loms.v1.CreateOrderRequest
+	(*CreateOrderResponse)(nil),   // 3: minizon.loms.v1.CreateOrderResponse
+	(*ListOrderRequest)(nil),      // 4: minizon.loms.v1.ListOrderRequest
+	(*ListOrderResponse)(nil),     // 5: minizon.loms.v1.ListOrderResponse
+	(*OrderPayedRequest)(nil),     // 6: minizon.loms.v1.OrderPayedRequest
+	(*OrderPayedResponse)(nil),    // 7: minizon.loms.v1.OrderPayedResponse
+	(*CancelOrderRequest)(nil),    // 8: minizon.loms.v1.CancelOrderRequest
+	(*CancelOrderResponse)(nil),   // 9: minizon.loms.v1.CancelOrderResponse
+	(*StocksRequest)(nil),         // 10: minizon.loms.v1.StocksRequest
+	(*StocksResponse)(nil),        // 11: minizon.loms.v1.StocksResponse
+	(*Stock)(nil),                 // 12: minizon.loms.v1.Stock
+	(*ListOrdersRequest)(nil),     // 13: minizon.loms.v1.ListOrdersRequest
+	(*ListOrdersResponse)(nil),    // 14: minizon.loms.v1.ListOrdersResponse
+	(*OrderSummary)(nil),          // 15: minizon.loms.v1.OrderSummary
+	(*StockItem)(nil),             // 16: minizon.loms.v1.StockItem
+	(*ReceiveStockRequest)(nil),   // 17: minizon.loms.v1.ReceiveStockRequest
+	(*ReceiveStockResponse)(nil),  // 18: minizon.loms.v1.ReceiveStockResponse
+	(*timestamppb.Timestamp)(nil), // 19: google.protobuf.Timestamp
 }
 var file_minizon_loms_v1_loms_proto_depIdxs = []int32{
 	1,  // 0: minizon.loms.v1.CreateOrderRequest.items:type_name -> minizon.loms.v1.OrderItem
 	0,  // 1: minizon.loms.v1.CreateOrderResponse.status:type_name -> minizon.loms.v1.OrderStatus
 	0,  // 2: minizon.loms.v1.ListOrderResponse.status:type_name -> minizon.loms.v1.OrderStatus
 	1,  // 3: minizon.loms.v1.ListOrderResponse.items:type_name -> minizon.loms.v1.OrderItem
-	12, // 4: minizon.loms.v1.StocksResponse.stocks:type_name -> minizon.loms.v1.Stock
-	2,  // 5: minizon.loms.v1.LomsService.CreateOrder:input_type -> minizon.loms.v1.CreateOrderRequest
-	4,  // 6: minizon.loms.v1.LomsService.ListOrder:input_type -> minizon.loms.v1.ListOrderRequest
-	6,  // 7: minizon.loms.v1.LomsService.OrderPayed:input_type -> minizon.loms.v1.OrderPayedRequest
-	8,  // 8: minizon.loms.v1.LomsService.CancelOrder:input_type -> minizon.loms.v1.CancelOrderRequest
-	10, // 9: minizon.loms.v1.LomsService.Stocks:input_type -> minizon.loms.v1.StocksRequest
-	3,  // 10: minizon.loms.v1.LomsService.CreateOrder:output_type -> minizon.loms.v1.CreateOrderResponse
-	5,  // 11: minizon.loms.v1.LomsService.ListOrder:output_type -> minizon.loms.v1.ListOrderResponse
-	7,  // 12: minizon.loms.v1.LomsService.OrderPayed:output_type -> minizon.loms.v1.OrderPayedResponse
-	9,  // 13: minizon.loms.v1.LomsService.CancelOrder:output_type -> minizon.loms.v1.CancelOrderResponse
-	11, // 14: minizon.loms.v1.LomsService.Stocks:output_type -> minizon.loms.v1.StocksResponse
-	10, // [10:15] is the sub-list for method output_type
-	5,  // [5:10] is the sub-list for method input_type
-	5,  // [5:5] is the sub-list for extension type_name
-	5,  // [5:5] is the sub-list for extension extendee
-	0,  // [0:5] is the sub-list for field type_name
+	19, // 4: minizon.loms.v1.ListOrderResponse.created_at:type_name -> google.protobuf.Timestamp
+	19, // 5: minizon.loms.v1.ListOrderResponse.pay_by:type_name -> google.protobuf.Timestamp
+	12, // 6: minizon.loms.v1.StocksResponse.stocks:type_name -> minizon.loms.v1.Stock
+	15, // 7: minizon.loms.v1.ListOrdersResponse.orders:type_name -> minizon.loms.v1.OrderSummary
+	0,  // 8: minizon.loms.v1.OrderSummary.status:type_name -> minizon.loms.v1.OrderStatus
+	1,  // 9: minizon.loms.v1.OrderSummary.items:type_name -> minizon.loms.v1.OrderItem
+	19, // 10: minizon.loms.v1.OrderSummary.created_at:type_name -> google.protobuf.Timestamp
+	19, // 11: minizon.loms.v1.OrderSummary.pay_by:type_name -> google.protobuf.Timestamp
+	16, // 12: minizon.loms.v1.ReceiveStockRequest.items:type_name -> minizon.loms.v1.StockItem
+	2,  // 13: minizon.loms.v1.LomsService.CreateOrder:input_type -> minizon.loms.v1.CreateOrderRequest
+	4,  // 14: minizon.loms.v1.LomsService.ListOrder:input_type -> minizon.loms.v1.ListOrderRequest
+	6,  // 15: minizon.loms.v1.LomsService.OrderPayed:input_type -> minizon.loms.v1.OrderPayedRequest
+	8,  // 16: minizon.loms.v1.LomsService.CancelOrder:input_type -> minizon.loms.v1.CancelOrderRequest
+	10, // 17: minizon.loms.v1.LomsService.Stocks:input_type -> minizon.loms.v1.StocksRequest
+	13, // 18: minizon.loms.v1.LomsService.ListOrders:input_type -> minizon.loms.v1.ListOrdersRequest
+	17, // 19: minizon.loms.v1.LomsService.ReceiveStock:input_type -> minizon.loms.v1.ReceiveStockRequest
+	3,  // 20: minizon.loms.v1.LomsService.CreateOrder:output_type -> minizon.loms.v1.CreateOrderResponse
+	5,  // 21: minizon.loms.v1.LomsService.ListOrder:output_type -> minizon.loms.v1.ListOrderResponse
+	7,  // 22: minizon.loms.v1.LomsService.OrderPayed:output_type -> minizon.loms.v1.OrderPayedResponse
+	9,  // 23: minizon.loms.v1.LomsService.CancelOrder:output_type -> minizon.loms.v1.CancelOrderResponse
+	11, // 24: minizon.loms.v1.LomsService.Stocks:output_type -> minizon.loms.v1.StocksResponse
+	14, // 25: minizon.loms.v1.LomsService.ListOrders:output_type -> minizon.loms.v1.ListOrdersResponse
+	18, // 26: minizon.loms.v1.LomsService.ReceiveStock:output_type -> minizon.loms.v1.ReceiveStockResponse
+	20, // [20:27] is the sub-list for method output_type
+	13, // [13:20] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_minizon_loms_v1_loms_proto_init() }
@@ -799,7 +1228,7 @@ func file_minizon_loms_v1_loms_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_minizon_loms_v1_loms_proto_rawDesc), len(file_minizon_loms_v1_loms_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   12,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

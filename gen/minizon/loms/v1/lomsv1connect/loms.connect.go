@@ -43,6 +43,11 @@ const (
 	LomsServiceCancelOrderProcedure = "/minizon.loms.v1.LomsService/CancelOrder"
 	// LomsServiceStocksProcedure is the fully-qualified name of the LomsService's Stocks RPC.
 	LomsServiceStocksProcedure = "/minizon.loms.v1.LomsService/Stocks"
+	// LomsServiceListOrdersProcedure is the fully-qualified name of the LomsService's ListOrders RPC.
+	LomsServiceListOrdersProcedure = "/minizon.loms.v1.LomsService/ListOrders"
+	// LomsServiceReceiveStockProcedure is the fully-qualified name of the LomsService's ReceiveStock
+	// RPC.
+	LomsServiceReceiveStockProcedure = "/minizon.loms.v1.LomsService/ReceiveStock"
 )
 
 // LomsServiceClient is a client for the minizon.loms.v1.LomsService service.
@@ -57,7 +62,8 @@ type LomsServiceClient interface {
 	// count 0 or above 65535 (also for a sku's total over repeated items), or
 	// an idempotency_key longer than 128 bytes or holding a NUL character.
 	CreateOrder(context.Context, *v1.CreateOrderRequest) (*v1.CreateOrderResponse, error)
-	// ListOrder returns an order's status, user and items.
+	// ListOrder returns an order's status, user, items, creation time and
+	// payment deadline.
 	//
 	// Errors: invalid_argument for order_id 0; not_found for an unknown order.
 	ListOrder(context.Context, *v1.ListOrderRequest) (*v1.ListOrderResponse, error)
@@ -81,6 +87,28 @@ type LomsServiceClient interface {
 	//
 	// Errors: invalid_argument for sku 0.
 	Stocks(context.Context, *v1.StocksRequest) (*v1.StocksResponse, error)
+	// ListOrders returns a user's orders, newest first, a page at a time:
+	// page_size orders (20 when 0, at most 100), and a next_page_token to pass
+	// back for the next page, empty on the last one. Paging is by order id
+	// (keyset), so orders made while a client pages never repeat or shift a
+	// page; they appear on the first page of a new listing. A user without
+	// orders gets an empty list.
+	//
+	// Errors: invalid_argument for user 0, a negative page_size or one above
+	// 100, and a page_token that this service did not issue for this user.
+	ListOrders(context.Context, *v1.ListOrdersRequest) (*v1.ListOrdersResponse, error)
+	// ReceiveStock adds units that arrived at a warehouse to its stock
+	// (total), creating the rows of skus the warehouse did not hold, in one
+	// transaction. Duplicate skus are merged. Repeating a call with the same
+	// non-empty idempotency_key adds nothing and returns OK. When the server
+	// is configured with bearer tokens (MINIZON_AUTH_TOKENS), it requires one.
+	//
+	// Errors: invalid_argument for warehouse_id 0 or less, no items or more
+	// than 1000, sku 0, count 0 or above 65535 (also for a sku's total over
+	// repeated items), or an idempotency_key longer than 128 bytes or holding
+	// a NUL character; unauthenticated without a valid bearer token when
+	// tokens are configured.
+	ReceiveStock(context.Context, *v1.ReceiveStockRequest) (*v1.ReceiveStockResponse, error)
 }
 
 // NewLomsServiceClient constructs a client for the minizon.loms.v1.LomsService service. By default,
@@ -126,16 +154,31 @@ func NewLomsServiceClient(httpClient connect.HTTPClient, baseURL string, opts ..
 			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
+		listOrders: connect.NewClient[v1.ListOrdersRequest, v1.ListOrdersResponse](
+			httpClient,
+			baseURL+LomsServiceListOrdersProcedure,
+			connect.WithSchema(lomsServiceMethods.ByName("ListOrders")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
+		receiveStock: connect.NewClient[v1.ReceiveStockRequest, v1.ReceiveStockResponse](
+			httpClient,
+			baseURL+LomsServiceReceiveStockProcedure,
+			connect.WithSchema(lomsServiceMethods.ByName("ReceiveStock")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
 // lomsServiceClient implements LomsServiceClient.
 type lomsServiceClient struct {
-	createOrder *connect.Client[v1.CreateOrderRequest, v1.CreateOrderResponse]
-	listOrder   *connect.Client[v1.ListOrderRequest, v1.ListOrderResponse]
-	orderPayed  *connect.Client[v1.OrderPayedRequest, v1.OrderPayedResponse]
-	cancelOrder *connect.Client[v1.CancelOrderRequest, v1.CancelOrderResponse]
-	stocks      *connect.Client[v1.StocksRequest, v1.StocksResponse]
+	createOrder  *connect.Client[v1.CreateOrderRequest, v1.CreateOrderResponse]
+	listOrder    *connect.Client[v1.ListOrderRequest, v1.ListOrderResponse]
+	orderPayed   *connect.Client[v1.OrderPayedRequest, v1.OrderPayedResponse]
+	cancelOrder  *connect.Client[v1.CancelOrderRequest, v1.CancelOrderResponse]
+	stocks       *connect.Client[v1.StocksRequest, v1.StocksResponse]
+	listOrders   *connect.Client[v1.ListOrdersRequest, v1.ListOrdersResponse]
+	receiveStock *connect.Client[v1.ReceiveStockRequest, v1.ReceiveStockResponse]
 }
 
 // CreateOrder calls minizon.loms.v1.LomsService.CreateOrder.
@@ -183,6 +226,24 @@ func (c *lomsServiceClient) Stocks(ctx context.Context, req *v1.StocksRequest) (
 	return nil, err
 }
 
+// ListOrders calls minizon.loms.v1.LomsService.ListOrders.
+func (c *lomsServiceClient) ListOrders(ctx context.Context, req *v1.ListOrdersRequest) (*v1.ListOrdersResponse, error) {
+	response, err := c.listOrders.CallUnary(ctx, connect.NewRequest(req))
+	if response != nil {
+		return response.Msg, err
+	}
+	return nil, err
+}
+
+// ReceiveStock calls minizon.loms.v1.LomsService.ReceiveStock.
+func (c *lomsServiceClient) ReceiveStock(ctx context.Context, req *v1.ReceiveStockRequest) (*v1.ReceiveStockResponse, error) {
+	response, err := c.receiveStock.CallUnary(ctx, connect.NewRequest(req))
+	if response != nil {
+		return response.Msg, err
+	}
+	return nil, err
+}
+
 // LomsServiceHandler is an implementation of the minizon.loms.v1.LomsService service.
 type LomsServiceHandler interface {
 	// CreateOrder reserves stock for the items across warehouses in one
@@ -195,7 +256,8 @@ type LomsServiceHandler interface {
 	// count 0 or above 65535 (also for a sku's total over repeated items), or
 	// an idempotency_key longer than 128 bytes or holding a NUL character.
 	CreateOrder(context.Context, *v1.CreateOrderRequest) (*v1.CreateOrderResponse, error)
-	// ListOrder returns an order's status, user and items.
+	// ListOrder returns an order's status, user, items, creation time and
+	// payment deadline.
 	//
 	// Errors: invalid_argument for order_id 0; not_found for an unknown order.
 	ListOrder(context.Context, *v1.ListOrderRequest) (*v1.ListOrderResponse, error)
@@ -219,6 +281,28 @@ type LomsServiceHandler interface {
 	//
 	// Errors: invalid_argument for sku 0.
 	Stocks(context.Context, *v1.StocksRequest) (*v1.StocksResponse, error)
+	// ListOrders returns a user's orders, newest first, a page at a time:
+	// page_size orders (20 when 0, at most 100), and a next_page_token to pass
+	// back for the next page, empty on the last one. Paging is by order id
+	// (keyset), so orders made while a client pages never repeat or shift a
+	// page; they appear on the first page of a new listing. A user without
+	// orders gets an empty list.
+	//
+	// Errors: invalid_argument for user 0, a negative page_size or one above
+	// 100, and a page_token that this service did not issue for this user.
+	ListOrders(context.Context, *v1.ListOrdersRequest) (*v1.ListOrdersResponse, error)
+	// ReceiveStock adds units that arrived at a warehouse to its stock
+	// (total), creating the rows of skus the warehouse did not hold, in one
+	// transaction. Duplicate skus are merged. Repeating a call with the same
+	// non-empty idempotency_key adds nothing and returns OK. When the server
+	// is configured with bearer tokens (MINIZON_AUTH_TOKENS), it requires one.
+	//
+	// Errors: invalid_argument for warehouse_id 0 or less, no items or more
+	// than 1000, sku 0, count 0 or above 65535 (also for a sku's total over
+	// repeated items), or an idempotency_key longer than 128 bytes or holding
+	// a NUL character; unauthenticated without a valid bearer token when
+	// tokens are configured.
+	ReceiveStock(context.Context, *v1.ReceiveStockRequest) (*v1.ReceiveStockResponse, error)
 }
 
 // NewLomsServiceHandler builds an HTTP handler from the service implementation. It returns the path
@@ -260,6 +344,19 @@ func NewLomsServiceHandler(svc LomsServiceHandler, opts ...connect.HandlerOption
 		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
+	lomsServiceListOrdersHandler := connect.NewUnaryHandlerSimple(
+		LomsServiceListOrdersProcedure,
+		svc.ListOrders,
+		connect.WithSchema(lomsServiceMethods.ByName("ListOrders")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
+	lomsServiceReceiveStockHandler := connect.NewUnaryHandlerSimple(
+		LomsServiceReceiveStockProcedure,
+		svc.ReceiveStock,
+		connect.WithSchema(lomsServiceMethods.ByName("ReceiveStock")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/minizon.loms.v1.LomsService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case LomsServiceCreateOrderProcedure:
@@ -272,6 +369,10 @@ func NewLomsServiceHandler(svc LomsServiceHandler, opts ...connect.HandlerOption
 			lomsServiceCancelOrderHandler.ServeHTTP(w, r)
 		case LomsServiceStocksProcedure:
 			lomsServiceStocksHandler.ServeHTTP(w, r)
+		case LomsServiceListOrdersProcedure:
+			lomsServiceListOrdersHandler.ServeHTTP(w, r)
+		case LomsServiceReceiveStockProcedure:
+			lomsServiceReceiveStockHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -299,4 +400,12 @@ func (UnimplementedLomsServiceHandler) CancelOrder(context.Context, *v1.CancelOr
 
 func (UnimplementedLomsServiceHandler) Stocks(context.Context, *v1.StocksRequest) (*v1.StocksResponse, error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("minizon.loms.v1.LomsService.Stocks is not implemented"))
+}
+
+func (UnimplementedLomsServiceHandler) ListOrders(context.Context, *v1.ListOrdersRequest) (*v1.ListOrdersResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("minizon.loms.v1.LomsService.ListOrders is not implemented"))
+}
+
+func (UnimplementedLomsServiceHandler) ReceiveStock(context.Context, *v1.ReceiveStockRequest) (*v1.ReceiveStockResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("minizon.loms.v1.LomsService.ReceiveStock is not implemented"))
 }

@@ -101,3 +101,9 @@ type Stock struct {
 	Total       int64
 	Reserved    int64
 }
+
+type StockReceipt struct {
+	IdempotencyKey string
+	WarehouseID    int64
+	ReceivedAt     time.Time
+}

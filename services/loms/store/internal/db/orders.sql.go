@@ -154,6 +154,105 @@ func (q *Queries) ListOrderItems(ctx context.Context, orderIds []int64) ([]Order
 	return items, nil
 }
 
+const ListUserOrderItems = `-- name: ListUserOrderItems :many
+SELECT order_id, sku, count FROM order_items
+WHERE order_id = ANY(ARRAY(
+    SELECT id FROM orders
+    WHERE user_id BETWEEN $1 AND $1 AND id < $2
+    ORDER BY user_id, id DESC
+    LIMIT $3))
+ORDER BY order_id, sku
+`
+
+type ListUserOrderItemsParams struct {
+	UserID    int64
+	BeforeID  int64
+	MaxOrders int32
+}
+
+// The items of the orders ListUserOrders returns for the same arguments, by
+// order and sku: the page's ids are found again by the same index scan, so
+// that both queries go to the server in one round trip. The caller runs the
+// two in one REPEATABLE READ transaction, so both see the same orders.
+func (q *Queries) ListUserOrderItems(ctx context.Context, arg ListUserOrderItemsParams) ([]OrderItem, error) {
+	rows, err := q.db.Query(ctx, ListUserOrderItems, arg.UserID, arg.BeforeID, arg.MaxOrders)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []OrderItem{}
+	for rows.Next() {
+		var i OrderItem
+		if err := rows.Scan(&i.OrderID, &i.Sku, &i.Count); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const ListUserOrders = `-- name: ListUserOrders :many
+SELECT id, user_id, status, created_at, pay_by FROM orders
+WHERE user_id BETWEEN $1 AND $1 AND id < $2
+ORDER BY user_id, id DESC
+LIMIT $3
+`
+
+type ListUserOrdersParams struct {
+	UserID    int64
+	BeforeID  int64
+	MaxOrders int32
+}
+
+type ListUserOrdersRow struct {
+	ID        int64
+	UserID    int64
+	Status    OrderStatus
+	CreatedAt time.Time
+	PayBy     time.Time
+}
+
+// One page of a user's orders, newest first: those with ids below
+// @before_id (keyset paging; the first page passes the largest bigint),
+// read from the index orders_user_id_id in one short range scan.
+//
+// The user is matched by a range of one value, not by "=", on purpose: the
+// planner drops a column fixed by "=" from the ORDER BY, and may then walk
+// the primary key backwards, filtering by user, whenever the user's orders
+// look common and evenly spread. For a user whose orders are all old, that
+// walk passes every newer order in the shop (8 ms for the first page past
+// 110,000 newer orders in BenchmarkListOrders, and growing with the shop,
+// against 0.2 ms from the index). With user_id kept in the ORDER BY, only
+// orders_user_id_id yields rows in that order, so the plan cannot drift.
+func (q *Queries) ListUserOrders(ctx context.Context, arg ListUserOrdersParams) ([]ListUserOrdersRow, error) {
+	rows, err := q.db.Query(ctx, ListUserOrders, arg.UserID, arg.BeforeID, arg.MaxOrders)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []ListUserOrdersRow{}
+	for rows.Next() {
+		var i ListUserOrdersRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.UserID,
+			&i.Status,
+			&i.CreatedAt,
+			&i.PayBy,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const LockExpiredOrders = `-- name: LockExpiredOrders :many
 SELECT id, user_id, status, created_at, pay_by FROM orders
 WHERE status = 'awaiting_payment' AND pay_by < $1

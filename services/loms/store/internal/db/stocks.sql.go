@@ -7,6 +7,7 @@ package db
 
 import (
 	"context"
+	"time"
 )
 
 const InsertReservations = `-- name: InsertReservations :exec
@@ -109,6 +110,55 @@ func (q *Queries) LockStocks(ctx context.Context, skus []int64) ([]Stock, error)
 		return nil, err
 	}
 	return items, nil
+}
+
+const ReceiveStocks = `-- name: ReceiveStocks :execrows
+WITH receipt AS (
+    INSERT INTO stock_receipts (idempotency_key, warehouse_id, received_at)
+    SELECT $4::text, $1::bigint, $5::timestamptz
+    WHERE $4::text <> ''
+    ON CONFLICT (idempotency_key) DO NOTHING
+    RETURNING idempotency_key
+)
+INSERT INTO stocks AS s (sku, warehouse_id, total)
+SELECT v.sku, $1::bigint, v.count
+FROM (SELECT unnest($2::bigint[]) AS sku, unnest($3::bigint[]) AS count) v
+WHERE $4::text = '' OR EXISTS (SELECT FROM receipt)
+ORDER BY v.sku
+ON CONFLICT (sku, warehouse_id) DO UPDATE SET total = s.total + EXCLUDED.total
+`
+
+type ReceiveStocksParams struct {
+	WarehouseID    int64
+	Skus           []int64
+	Counts         []int64
+	IdempotencyKey string
+	ReceivedAt     time.Time
+}
+
+// Adds units to one warehouse's stock, creating the rows of skus it did not
+// hold; one element per sku, in one statement and so one transaction. The
+// rows are inserted or locked in sku order (ORDER BY feeds the INSERT in
+// that order), which within one warehouse is the global (sku, warehouse_id)
+// order that LockStocks follows, so a receipt cannot deadlock with orders
+// or with other receipts.
+//
+// A non-empty idempotency key is recorded in the same statement: if it
+// already was, no row is touched and 0 is returned. A concurrent receipt
+// with the same key is waited for on the key's primary key; if it commits,
+// this one adds nothing.
+func (q *Queries) ReceiveStocks(ctx context.Context, arg ReceiveStocksParams) (int64, error) {
+	result, err := q.db.Exec(ctx, ReceiveStocks,
+		arg.WarehouseID,
+		arg.Skus,
+		arg.Counts,
+		arg.IdempotencyKey,
+		arg.ReceivedAt,
+	)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
 }
 
 const ReleaseReservations = `-- name: ReleaseReservations :exec

@@ -4,13 +4,15 @@
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file minizon/loms/v1/loms.proto.
  */
 export const file_minizon_loms_v1_loms: GenFile = /*@__PURE__*/
-  fileDesc("ChptaW5pem9uL2xvbXMvdjEvbG9tcy5wcm90bxIPbWluaXpvbi5sb21zLnYxIicKCU9yZGVySXRlbRILCgNza3UYASABKA0SDQoFY291bnQYAiABKA0iZgoSQ3JlYXRlT3JkZXJSZXF1ZXN0EgwKBHVzZXIYASABKAMSKQoFaXRlbXMYAiADKAsyGi5taW5pem9uLmxvbXMudjEuT3JkZXJJdGVtEhcKD2lkZW1wb3RlbmN5X2tleRgDIAEoCSJVChNDcmVhdGVPcmRlclJlc3BvbnNlEhAKCG9yZGVyX2lkGAEgASgDEiwKBnN0YXR1cxgCIAEoDjIcLm1pbml6b24ubG9tcy52MS5PcmRlclN0YXR1cyIkChBMaXN0T3JkZXJSZXF1ZXN0EhAKCG9yZGVyX2lkGAEgASgDInoKEUxpc3RPcmRlclJlc3BvbnNlEiwKBnN0YXR1cxgBIAEoDjIcLm1pbml6b24ubG9tcy52MS5PcmRlclN0YXR1cxIMCgR1c2VyGAIgASgDEikKBWl0ZW1zGAMgAygLMhoubWluaXpvbi5sb21zLnYxLk9yZGVySXRlbSIlChFPcmRlclBheWVkUmVxdWVzdBIQCghvcmRlcl9pZBgBIAEoAyIUChJPcmRlclBheWVkUmVzcG9uc2UiJgoSQ2FuY2VsT3JkZXJSZXF1ZXN0EhAKCG9yZGVyX2lkGAEgASgDIhUKE0NhbmNlbE9yZGVyUmVzcG9uc2UiHAoNU3RvY2tzUmVxdWVzdBILCgNza3UYASABKA0iOAoOU3RvY2tzUmVzcG9uc2USJgoGc3RvY2tzGAEgAygLMhYubWluaXpvbi5sb21zLnYxLlN0b2NrIiwKBVN0b2NrEhQKDHdhcmVob3VzZV9pZBgBIAEoAxINCgVjb3VudBgCIAEoBCqxAQoLT3JkZXJTdGF0dXMSHAoYT1JERVJfU1RBVFVTX1VOU1BFQ0lGSUVEEAASFAoQT1JERVJfU1RBVFVTX05FVxABEiEKHU9SREVSX1NUQVRVU19BV0FJVElOR19QQVlNRU5UEAISFwoTT1JERVJfU1RBVFVTX0ZBSUxFRBADEhYKEk9SREVSX1NUQVRVU19QQVlFRBAEEhoKFk9SREVSX1NUQVRVU19DQU5DRUxMRUQQBTLBAwoLTG9tc1NlcnZpY2USWAoLQ3JlYXRlT3JkZXISIy5taW5pem9uLmxvbXMudjEuQ3JlYXRlT3JkZXJSZXF1ZXN0GiQubWluaXpvbi5sb21zLnYxLkNyZWF0ZU9yZGVyUmVzcG9uc2USVwoJTGlzdE9yZGVyEiEubWluaXpvbi5sb21zLnYxLkxpc3RPcmRlclJlcXVlc3QaIi5taW5pem9uLmxvbXMudjEuTGlzdE9yZGVyUmVzcG9uc2UiA5ACARJVCgpPcmRlclBheWVkEiIubWluaXpvbi5sb21zLnYxLk9yZGVyUGF5ZWRSZXF1ZXN0GiMubWluaXpvbi5sb21zLnYxLk9yZGVyUGF5ZWRSZXNwb25zZRJYCgtDYW5jZWxPcmRlchIjLm1pbml6b24ubG9tcy52MS5DYW5jZWxPcmRlclJlcXVlc3QaJC5taW5pem9uLmxvbXMudjEuQ2FuY2VsT3JkZXJSZXNwb25zZRJOCgZTdG9ja3MSHi5taW5pem9uLmxvbXMudjEuU3RvY2tzUmVxdWVzdBofLm1pbml6b24ubG9tcy52MS5TdG9ja3NSZXNwb25zZSIDkAIBQjdaNWdpdGh1Yi5jb20vbWluaXpvbi9taW5pem9uL2dlbi9taW5pem9uL2xvbXMvdjE7bG9tc3YxYgZwcm90bzM");
+  fileDesc("ChptaW5pem9uL2xvbXMvdjEvbG9tcy5wcm90bxIPbWluaXpvbi5sb21zLnYxIicKCU9yZGVySXRlbRILCgNza3UYASABKA0SDQoFY291bnQYAiABKA0iZgoSQ3JlYXRlT3JkZXJSZXF1ZXN0EgwKBHVzZXIYASABKAMSKQoFaXRlbXMYAiADKAsyGi5taW5pem9uLmxvbXMudjEuT3JkZXJJdGVtEhcKD2lkZW1wb3RlbmN5X2tleRgDIAEoCSJVChNDcmVhdGVPcmRlclJlc3BvbnNlEhAKCG9yZGVyX2lkGAEgASgDEiwKBnN0YXR1cxgCIAEoDjIcLm1pbml6b24ubG9tcy52MS5PcmRlclN0YXR1cyIkChBMaXN0T3JkZXJSZXF1ZXN0EhAKCG9yZGVyX2lkGAEgASgDItYBChFMaXN0T3JkZXJSZXNwb25zZRIsCgZzdGF0dXMYASABKA4yHC5taW5pem9uLmxvbXMudjEuT3JkZXJTdGF0dXMSDAoEdXNlchgCIAEoAxIpCgVpdGVtcxgDIAMoCzIaLm1pbml6b24ubG9tcy52MS5PcmRlckl0ZW0SLgoKY3JlYXRlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKgoGcGF5X2J5GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIlChFPcmRlclBheWVkUmVxdWVzdBIQCghvcmRlcl9pZBgBIAEoAyIUChJPcmRlclBheWVkUmVzcG9uc2UiJgoSQ2FuY2VsT3JkZXJSZXF1ZXN0EhAKCG9yZGVyX2lkGAEgASgDIhUKE0NhbmNlbE9yZGVyUmVzcG9uc2UiHAoNU3RvY2tzUmVxdWVzdBILCgNza3UYASABKA0iOAoOU3RvY2tzUmVzcG9uc2USJgoGc3RvY2tzGAEgAygLMhYubWluaXpvbi5sb21zLnYxLlN0b2NrIiwKBVN0b2NrEhQKDHdhcmVob3VzZV9pZBgBIAEoAxINCgVjb3VudBgCIAEoBCJIChFMaXN0T3JkZXJzUmVxdWVzdBIMCgR1c2VyGAEgASgDEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJIlwKEkxpc3RPcmRlcnNSZXNwb25zZRItCgZvcmRlcnMYASADKAsyHS5taW5pem9uLmxvbXMudjEuT3JkZXJTdW1tYXJ5EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSLVAQoMT3JkZXJTdW1tYXJ5EhAKCG9yZGVyX2lkGAEgASgDEiwKBnN0YXR1cxgCIAEoDjIcLm1pbml6b24ubG9tcy52MS5PcmRlclN0YXR1cxIpCgVpdGVtcxgDIAMoCzIaLm1pbml6b24ubG9tcy52MS5PcmRlckl0ZW0SLgoKY3JlYXRlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKgoGcGF5X2J5GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCInCglTdG9ja0l0ZW0SCwoDc2t1GAEgASgNEg0KBWNvdW50GAIgASgNIm8KE1JlY2VpdmVTdG9ja1JlcXVlc3QSFAoMd2FyZWhvdXNlX2lkGAEgASgDEikKBWl0ZW1zGAIgAygLMhoubWluaXpvbi5sb21zLnYxLlN0b2NrSXRlbRIXCg9pZGVtcG90ZW5jeV9rZXkYAyABKAkiFgoUUmVjZWl2ZVN0b2NrUmVzcG9uc2UqsQEKC09yZGVyU3RhdHVzEhwKGE9SREVSX1NUQVRVU19VTlNQRUNJRklFRBAAEhQKEE9SREVSX1NUQVRVU19ORVcQARIhCh1PUkRFUl9TVEFUVVNfQVdBSVRJTkdfUEFZTUVOVBACEhcKE09SREVSX1NUQVRVU19GQUlMRUQQAxIWChJPUkRFUl9TVEFUVVNfUEFZRUQQBBIaChZPUkRFUl9TVEFUVVNfQ0FOQ0VMTEVEEAUy+gQKC0xvbXNTZXJ2aWNlElgKC0NyZWF0ZU9yZGVyEiMubWluaXpvbi5sb21zLnYxLkNyZWF0ZU9yZGVyUmVxdWVzdBokLm1pbml6b24ubG9tcy52MS5DcmVhdGVPcmRlclJlc3BvbnNlElcKCUxpc3RPcmRlchIhLm1pbml6b24ubG9tcy52MS5MaXN0T3JkZXJSZXF1ZXN0GiIubWluaXpvbi5sb21zLnYxLkxpc3RPcmRlclJlc3BvbnNlIgOQAgESVQoKT3JkZXJQYXllZBIiLm1pbml6b24ubG9tcy52MS5PcmRlclBheWVkUmVxdWVzdBojLm1pbml6b24ubG9tcy52MS5PcmRlclBheWVkUmVzcG9uc2USWAoLQ2FuY2VsT3JkZXISIy5taW5pem9uLmxvbXMudjEuQ2FuY2VsT3JkZXJSZXF1ZXN0GiQubWluaXpvbi5sb21zLnYxLkNhbmNlbE9yZGVyUmVzcG9uc2USTgoGU3RvY2tzEh4ubWluaXpvbi5sb21zLnYxLlN0b2Nrc1JlcXVlc3QaHy5taW5pem9uLmxvbXMudjEuU3RvY2tzUmVzcG9uc2UiA5ACARJaCgpMaXN0T3JkZXJzEiIubWluaXpvbi5sb21zLnYxLkxpc3RPcmRlcnNSZXF1ZXN0GiMubWluaXpvbi5sb21zLnYxLkxpc3RPcmRlcnNSZXNwb25zZSIDkAIBElsKDFJlY2VpdmVTdG9jaxIkLm1pbml6b24ubG9tcy52MS5SZWNlaXZlU3RvY2tSZXF1ZXN0GiUubWluaXpvbi5sb21zLnYxLlJlY2VpdmVTdG9ja1Jlc3BvbnNlQjdaNWdpdGh1Yi5jb20vbWluaXpvbi9taW5pem9uL2dlbi9taW5pem9uL2xvbXMvdjE7bG9tc3YxYgZwcm90bzM", [file_google_protobuf_timestamp]);
 
 /**
  * OrderItem is a quantity of one sku.
@@ -153,6 +155,22 @@ export type ListOrderResponse = Message<"minizon.loms.v1.ListOrderResponse"> & {
    * @generated from field: repeated minizon.loms.v1.OrderItem items = 3;
    */
   items: OrderItem[];
+
+  /**
+   * When the order was created.
+   *
+   * @generated from field: google.protobuf.Timestamp created_at = 4;
+   */
+  createdAt?: Timestamp | undefined;
+
+  /**
+   * The end of the payment window: an order still AWAITING_PAYMENT after it
+   * is cancelled. Set for every order; it matters only while awaiting
+   * payment.
+   *
+   * @generated from field: google.protobuf.Timestamp pay_by = 5;
+   */
+  payBy?: Timestamp | undefined;
 };
 
 /**
@@ -305,6 +323,199 @@ export const StockSchema: GenMessage<Stock> = /*@__PURE__*/
   messageDesc(file_minizon_loms_v1_loms, 11);
 
 /**
+ * ListOrdersRequest asks for one page of a user's orders.
+ *
+ * @generated from message minizon.loms.v1.ListOrdersRequest
+ */
+export type ListOrdersRequest = Message<"minizon.loms.v1.ListOrdersRequest"> & {
+  /**
+   * The buying user, never 0.
+   *
+   * @generated from field: int64 user = 1;
+   */
+  user: bigint;
+
+  /**
+   * Orders per page, 1 to 100; 0 means 20.
+   *
+   * @generated from field: int32 page_size = 2;
+   */
+  pageSize: number;
+
+  /**
+   * Empty for the first page, otherwise the next_page_token of the previous
+   * page, unchanged. Tokens are opaque and bound to the user.
+   *
+   * @generated from field: string page_token = 3;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message minizon.loms.v1.ListOrdersRequest.
+ * Use `create(ListOrdersRequestSchema)` to create a new message.
+ */
+export const ListOrdersRequestSchema: GenMessage<ListOrdersRequest> = /*@__PURE__*/
+  messageDesc(file_minizon_loms_v1_loms, 12);
+
+/**
+ * ListOrdersResponse is one page of a user's orders.
+ *
+ * @generated from message minizon.loms.v1.ListOrdersResponse
+ */
+export type ListOrdersResponse = Message<"minizon.loms.v1.ListOrdersResponse"> & {
+  /**
+   * The page's orders, newest first.
+   *
+   * @generated from field: repeated minizon.loms.v1.OrderSummary orders = 1;
+   */
+  orders: OrderSummary[];
+
+  /**
+   * Pass it as page_token for the next page; empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message minizon.loms.v1.ListOrdersResponse.
+ * Use `create(ListOrdersResponseSchema)` to create a new message.
+ */
+export const ListOrdersResponseSchema: GenMessage<ListOrdersResponse> = /*@__PURE__*/
+  messageDesc(file_minizon_loms_v1_loms, 13);
+
+/**
+ * OrderSummary is one order of a user's order history.
+ *
+ * @generated from message minizon.loms.v1.OrderSummary
+ */
+export type OrderSummary = Message<"minizon.loms.v1.OrderSummary"> & {
+  /**
+   * The order's id.
+   *
+   * @generated from field: int64 order_id = 1;
+   */
+  orderId: bigint;
+
+  /**
+   * Current status.
+   *
+   * @generated from field: minizon.loms.v1.OrderStatus status = 2;
+   */
+  status: OrderStatus;
+
+  /**
+   * The ordered items, one per sku, ordered by sku.
+   *
+   * @generated from field: repeated minizon.loms.v1.OrderItem items = 3;
+   */
+  items: OrderItem[];
+
+  /**
+   * When the order was created.
+   *
+   * @generated from field: google.protobuf.Timestamp created_at = 4;
+   */
+  createdAt?: Timestamp | undefined;
+
+  /**
+   * The end of the payment window (see ListOrderResponse.pay_by).
+   *
+   * @generated from field: google.protobuf.Timestamp pay_by = 5;
+   */
+  payBy?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message minizon.loms.v1.OrderSummary.
+ * Use `create(OrderSummarySchema)` to create a new message.
+ */
+export const OrderSummarySchema: GenMessage<OrderSummary> = /*@__PURE__*/
+  messageDesc(file_minizon_loms_v1_loms, 14);
+
+/**
+ * StockItem is a quantity of one sku that arrived at a warehouse.
+ *
+ * @generated from message minizon.loms.v1.StockItem
+ */
+export type StockItem = Message<"minizon.loms.v1.StockItem"> & {
+  /**
+   * Stock keeping unit, never 0.
+   *
+   * @generated from field: uint32 sku = 1;
+   */
+  sku: number;
+
+  /**
+   * Units, 1 to 65535.
+   *
+   * @generated from field: uint32 count = 2;
+   */
+  count: number;
+};
+
+/**
+ * Describes the message minizon.loms.v1.StockItem.
+ * Use `create(StockItemSchema)` to create a new message.
+ */
+export const StockItemSchema: GenMessage<StockItem> = /*@__PURE__*/
+  messageDesc(file_minizon_loms_v1_loms, 15);
+
+/**
+ * ReceiveStockRequest is one delivery to a warehouse.
+ *
+ * @generated from message minizon.loms.v1.ReceiveStockRequest
+ */
+export type ReceiveStockRequest = Message<"minizon.loms.v1.ReceiveStockRequest"> & {
+  /**
+   * The receiving warehouse, above 0.
+   *
+   * @generated from field: int64 warehouse_id = 1;
+   */
+  warehouseId: bigint;
+
+  /**
+   * 1 to 1000 items; repeated skus are merged, and a sku's total must not
+   * exceed 65535.
+   *
+   * @generated from field: repeated minizon.loms.v1.StockItem items = 2;
+   */
+  items: StockItem[];
+
+  /**
+   * Optional key, at most 128 bytes, that makes retries safe: a second call
+   * with the same key adds nothing. Keys are global, not per warehouse.
+   *
+   * @generated from field: string idempotency_key = 3;
+   */
+  idempotencyKey: string;
+};
+
+/**
+ * Describes the message minizon.loms.v1.ReceiveStockRequest.
+ * Use `create(ReceiveStockRequestSchema)` to create a new message.
+ */
+export const ReceiveStockRequestSchema: GenMessage<ReceiveStockRequest> = /*@__PURE__*/
+  messageDesc(file_minizon_loms_v1_loms, 16);
+
+/**
+ * ReceiveStockResponse is empty.
+ *
+ * @generated from message minizon.loms.v1.ReceiveStockResponse
+ */
+export type ReceiveStockResponse = Message<"minizon.loms.v1.ReceiveStockResponse"> & {
+};
+
+/**
+ * Describes the message minizon.loms.v1.ReceiveStockResponse.
+ * Use `create(ReceiveStockResponseSchema)` to create a new message.
+ */
+export const ReceiveStockResponseSchema: GenMessage<ReceiveStockResponse> = /*@__PURE__*/
+  messageDesc(file_minizon_loms_v1_loms, 17);
+
+/**
  * OrderStatus is where an order stands. The spelling "payed" follows the
  * original specification and is kept on the wire.
  *
@@ -393,7 +604,8 @@ export const LomsService: GenService<{
     output: typeof CreateOrderResponseSchema;
   },
   /**
-   * ListOrder returns an order's status, user and items.
+   * ListOrder returns an order's status, user, items, creation time and
+   * payment deadline.
    *
    * Errors: invalid_argument for order_id 0; not_found for an unknown order.
    *
@@ -447,6 +659,44 @@ export const LomsService: GenService<{
     methodKind: "unary";
     input: typeof StocksRequestSchema;
     output: typeof StocksResponseSchema;
+  },
+  /**
+   * ListOrders returns a user's orders, newest first, a page at a time:
+   * page_size orders (20 when 0, at most 100), and a next_page_token to pass
+   * back for the next page, empty on the last one. Paging is by order id
+   * (keyset), so orders made while a client pages never repeat or shift a
+   * page; they appear on the first page of a new listing. A user without
+   * orders gets an empty list.
+   *
+   * Errors: invalid_argument for user 0, a negative page_size or one above
+   * 100, and a page_token that this service did not issue for this user.
+   *
+   * @generated from rpc minizon.loms.v1.LomsService.ListOrders
+   */
+  listOrders: {
+    methodKind: "unary";
+    input: typeof ListOrdersRequestSchema;
+    output: typeof ListOrdersResponseSchema;
+  },
+  /**
+   * ReceiveStock adds units that arrived at a warehouse to its stock
+   * (total), creating the rows of skus the warehouse did not hold, in one
+   * transaction. Duplicate skus are merged. Repeating a call with the same
+   * non-empty idempotency_key adds nothing and returns OK. When the server
+   * is configured with bearer tokens (MINIZON_AUTH_TOKENS), it requires one.
+   *
+   * Errors: invalid_argument for warehouse_id 0 or less, no items or more
+   * than 1000, sku 0, count 0 or above 65535 (also for a sku's total over
+   * repeated items), or an idempotency_key longer than 128 bytes or holding
+   * a NUL character; unauthenticated without a valid bearer token when
+   * tokens are configured.
+   *
+   * @generated from rpc minizon.loms.v1.LomsService.ReceiveStock
+   */
+  receiveStock: {
+    methodKind: "unary";
+    input: typeof ReceiveStockRequestSchema;
+    output: typeof ReceiveStockResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_minizon_loms_v1_loms, 0);
