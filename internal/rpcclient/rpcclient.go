@@ -203,9 +203,9 @@ func (d *Dependency) Error(ctx context.Context, err error) error {
 	if err == nil {
 		return nil
 	}
-	if ctx.Err() != nil {
+	if ctx.Err() != nil || callersDeadlineDue(ctx, err) {
 		// The caller's own deadline passed or it went away.
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		if ctx.Err() == nil || errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			return connect.NewError(connect.CodeDeadlineExceeded,
 				fmt.Errorf("deadline exceeded waiting for %s", d.Name))
 		}
@@ -224,6 +224,19 @@ func (d *Dependency) Error(ctx context.Context, err error) error {
 		d.log.ErrorContext(ctx, "dependency failed", "dependency", d.Name, "code", code.String(), "error", err.Error())
 		return connect.NewError(connect.CodeInternal, fmt.Errorf("%s failed (%s)", d.Name, code))
 	}
+}
+
+// timeoutRounding is how much sooner than the caller a server may see a
+// deadline run out: Connect sends the timeout in whole milliseconds, cut
+// down, and the server counts it from the call's arrival.
+const timeoutRounding = 2 * time.Millisecond
+
+// callersDeadlineDue tells whether err is the dependency's deadline_exceeded
+// for the caller's own deadline, answered a moment before the caller's timer
+// fired: the server's copy of a deadline may run out first, by the rounding.
+func callersDeadlineDue(ctx context.Context, err error) bool {
+	dl, ok := ctx.Deadline()
+	return ok && connect.CodeOf(err) == connect.CodeDeadlineExceeded && time.Until(dl) < timeoutRounding
 }
 
 // Log is where the dependency's failures are logged.

@@ -1,12 +1,18 @@
 package rpcclient_test
 
 import (
+	"context"
+	"errors"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
+	"connectrpc.com/connect"
+
 	"github.com/minizon/minizon/internal/envconf"
 	"github.com/minizon/minizon/internal/rpcclient"
+	"github.com/minizon/minizon/internal/telemetry"
 )
 
 func TestBaseURL(t *testing.T) {
@@ -56,3 +62,42 @@ func TestReadConfig(t *testing.T) {
 		t.Fatalf("missing address: %v", err)
 	}
 }
+
+// A dependency's deadline_exceeded is the caller's deadline when that
+// deadline is due: a server's copy of it runs out up to the timeout's
+// rounding before the caller's timer. Otherwise it is the cap.
+func TestErrorTellsWhoseDeadline(t *testing.T) {
+	t.Parallel()
+	dep, err := rpcclient.New("Upstream", rpcclient.Config{Addr: "h:1", Protocol: rpcclient.ProtocolConnect, Timeout: time.Minute}, slog.New(slog.DiscardHandler), telemetry.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	answered := connect.NewError(connect.CodeDeadlineExceeded, errors.New("the server's deadline"))
+	due := timerNotFired{t.Context(), time.Now().Add(time.Millisecond)}
+	later, cancel := context.WithTimeout(t.Context(), time.Hour)
+	defer cancel()
+	tests := []struct {
+		name string
+		ctx  context.Context
+		want string
+	}{
+		{"caller's deadline due, its timer not yet fired", due, "deadline exceeded waiting for Upstream"},
+		{"caller's deadline far off", later, "Upstream did not answer within 1m0s"},
+		{"no caller deadline", t.Context(), "Upstream did not answer within 1m0s"},
+	}
+	for _, tt := range tests {
+		got := dep.Error(tt.ctx, answered)
+		if connect.CodeOf(got) != connect.CodeDeadlineExceeded || !strings.Contains(got.Error(), tt.want) {
+			t.Errorf("%s: %v, want deadline_exceeded saying %q", tt.name, got, tt.want)
+		}
+	}
+}
+
+// timerNotFired is a context whose deadline is set but whose timer has not
+// fired yet, as a real one is for a moment.
+type timerNotFired struct {
+	context.Context
+	deadline time.Time
+}
+
+func (c timerNotFired) Deadline() (time.Time, bool) { return c.deadline, true }
