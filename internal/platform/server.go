@@ -109,12 +109,19 @@ func (s *Server) recoverPanic(ctx context.Context, spec connect.Spec, _ http.Hea
 
 // Mount registers a generated service handler (as returned by
 // New<Service>Handler) under its fully qualified service name, for routing,
-// health checks and reflection.
-func (s *Server) Mount(serviceName, path string, h http.Handler) {
+// health checks and reflection. streams are the procedures (paths such as
+// "/pkg.Service/Watch") whose server streams live as long as their client
+// wants: they are exempt from the read and write timeouts and are ended
+// when shutdown begins, their context cancelled with ErrShuttingDown as
+// its cause.
+func (s *Server) Mount(serviceName, path string, h http.Handler, streams ...string) {
 	if s.auth != nil {
 		h = s.auth.guard(serviceName, h)
 	}
 	s.mux.Handle(path, h)
+	for _, p := range streams {
+		s.mux.Handle(s.endOnDrain(p, h))
+	}
 	s.names = append(s.names, serviceName)
 	s.health.SetStatus(serviceName, grpchealth.StatusServing)
 }
@@ -169,6 +176,11 @@ func (s *Server) allowedHeaders() []string {
 	return h
 }
 
+// ErrShuttingDown is the cause of a long-lived stream's cancellation when
+// the server shuts down: a handler that sees it can end its stream with
+// unavailable, telling the client to reconnect, likely to another replica.
+var ErrShuttingDown = errors.New("the server is shutting down")
+
 // endOnDrain cancels the requests of a streaming handler (reflection,
 // health Watch) when shutdown begins. Such streams live as long as their
 // client wants, so the read and write timeouts, meant for one request and
@@ -178,9 +190,9 @@ func (s *Server) endOnDrain(path string, h http.Handler) (string, http.Handler) 
 		rc := http.NewResponseController(w)
 		_ = rc.SetReadDeadline(time.Time{})
 		_ = rc.SetWriteDeadline(time.Time{})
-		ctx, cancel := context.WithCancel(r.Context())
-		defer cancel()
-		stop := context.AfterFunc(s.draining, cancel)
+		ctx, cancel := context.WithCancelCause(r.Context())
+		defer cancel(nil)
+		stop := context.AfterFunc(s.draining, func() { cancel(ErrShuttingDown) })
 		defer stop()
 		h.ServeHTTP(w, r.WithContext(ctx))
 	})
