@@ -22,6 +22,7 @@ import (
 	"github.com/minizon/minizon/services/loms/order"
 	"github.com/minizon/minizon/services/loms/outbox"
 	"github.com/minizon/minizon/services/loms/store"
+	"github.com/minizon/minizon/services/loms/watch"
 	"github.com/minizon/minizon/services/loms/wire"
 )
 
@@ -47,6 +48,9 @@ type Config struct {
 	// BatchFlights bounds how many batches are in flight at once
 	// (LOMS_BATCH_FLIGHTS).
 	BatchFlights int
+	// Watch bounds and tunes WatchOrder (LOMS_MAX_WATCHERS,
+	// LOMS_WATCH_KEEPALIVE).
+	Watch watch.Config
 	// Outbox tunes the relay (LOMS_OUTBOX_POLL_INTERVAL, LOMS_OUTBOX_BATCH,
 	// KAFKA_PRODUCE_TIMEOUT, LOMS_EVENTS_PARTITIONS).
 	Outbox outbox.Config
@@ -70,6 +74,10 @@ func ReadConfig(env *envconf.Reader) Config {
 		SeedDemo:       env.Bool("MINIZON_SEED", false),
 		BatchMax:       int(env.Int("LOMS_BATCH_MAX", DefaultBatchMax, 1, 1000)),
 		BatchFlights:   int(env.Int("LOMS_BATCH_FLIGHTS", DefaultBatchFlights, 1, 64)),
+		Watch: watch.Config{
+			MaxWatchers: int(env.Int("LOMS_MAX_WATCHERS", watch.DefaultMaxWatchers, 1, 1_000_000)),
+			KeepAlive:   env.Duration("LOMS_WATCH_KEEPALIVE", watch.DefaultKeepAlive),
+		},
 		Outbox: outbox.Config{
 			PollInterval:   env.Duration("LOMS_OUTBOX_POLL_INTERVAL", 100*time.Millisecond),
 			BatchSize:      int(env.Int("LOMS_OUTBOX_BATCH", 500, 1, 10000)),
@@ -97,8 +105,8 @@ func (c Config) Validate() error {
 	if c.PaymentTimeout <= 0 {
 		errs = append(errs, errors.New("LOMS_PAYMENT_TIMEOUT must be positive"))
 	}
-	if c.SweepInterval <= 0 || c.Outbox.PollInterval <= 0 || c.Outbox.ProduceTimeout <= 0 {
-		errs = append(errs, errors.New("LOMS_SWEEP_INTERVAL, LOMS_OUTBOX_POLL_INTERVAL and KAFKA_PRODUCE_TIMEOUT must be positive"))
+	if c.SweepInterval <= 0 || c.Outbox.PollInterval <= 0 || c.Outbox.ProduceTimeout <= 0 || c.Watch.KeepAlive < 0 {
+		errs = append(errs, errors.New("LOMS_SWEEP_INTERVAL, LOMS_OUTBOX_POLL_INTERVAL, KAFKA_PRODUCE_TIMEOUT and LOMS_WATCH_KEEPALIVE must be positive"))
 	}
 	return errors.Join(errs...)
 }
@@ -112,6 +120,8 @@ type App struct {
 	store  *store.Store
 	orders *order.Service
 	relay  *outbox.Relay
+	// watchers hold the WatchOrder streams.
+	watchers *watch.Hub
 }
 
 // Open migrates the database, connects to it and, if configured, seeds the
@@ -147,32 +157,36 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger, tel *telemetry.Tele
 		log.Info("seeded demo stock", "skus", seed.CatalogSize, "new_rows", n)
 	}
 	batcher := store.NewBatcher(st, cfg.BatchMax, cfg.BatchFlights)
-	if err := errors.Join(tel.Metrics.Register(outbox.NewMetrics(st)), tel.Metrics.Register(batcher.Metrics())); err != nil {
+	watchers := watch.NewHub(st, st, cfg.Watch, log)
+	if err := errors.Join(tel.Metrics.Register(outbox.NewMetrics(st)), tel.Metrics.Register(batcher.Metrics()),
+		tel.Metrics.Register(watchers.Metrics())); err != nil {
 		pool.Close()
 		kafka.Close()
 		return nil, fmt.Errorf("register LOMS metrics: %w", err)
 	}
 	return &App{
-		cfg:    cfg,
-		log:    log,
-		pool:   pool,
-		kafka:  kafka,
-		store:  st,
-		orders: order.NewService(batcher, cfg.PaymentTimeout, time.Now),
-		relay:  outbox.NewRelay(st, kafka, cfg.Outbox, log),
+		cfg:      cfg,
+		log:      log,
+		pool:     pool,
+		kafka:    kafka,
+		store:    st,
+		orders:   order.NewService(batcher, cfg.PaymentTimeout, time.Now),
+		relay:    outbox.NewRelay(st, kafka, cfg.Outbox, log),
+		watchers: watchers,
 	}, nil
 }
 
 // Mount adds LomsService to srv.
 func (a *App) Mount(srv *platform.Server) {
-	path, h := lomsv1connect.NewLomsServiceHandler(NewServer(a.orders, a.log), srv.HandlerOptions()...)
-	srv.Mount(lomsv1connect.LomsServiceName, path, h)
+	path, h := lomsv1connect.NewLomsServiceHandler(NewServer(a.orders, a.watchers, a.log), srv.HandlerOptions()...)
+	srv.Mount(lomsv1connect.LomsServiceName, path, h, lomsv1connect.LomsServiceWatchOrderProcedure)
 }
 
 // Workers are the background loops to run beside the server: the outbox
-// relay and the payment-timeout sweeper.
+// relay, the payment-timeout sweeper and the listener that tells order
+// watchers of changes.
 func (a *App) Workers() []func(context.Context) error {
-	return []func(context.Context) error{a.relay.Run, a.sweep}
+	return []func(context.Context) error{a.relay.Run, a.sweep, a.watchers.Run}
 }
 
 // Seed adds stock rows that do not exist yet.

@@ -3,6 +3,8 @@ package loms
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"log/slog"
 
 	"connectrpc.com/connect"
@@ -13,21 +15,24 @@ import (
 	"github.com/minizon/minizon/internal/platform"
 	"github.com/minizon/minizon/internal/validate"
 	"github.com/minizon/minizon/services/loms/order"
+	"github.com/minizon/minizon/services/loms/watch"
 	"github.com/minizon/minizon/services/loms/wire"
 )
 
 // Server translates LomsService RPCs to order.Service calls and errors to
 // Connect codes. It holds no business logic.
 type Server struct {
-	orders *order.Service
-	log    *slog.Logger
+	orders   *order.Service
+	watchers *watch.Hub
+	log      *slog.Logger
 }
 
 var _ lomsv1connect.LomsServiceHandler = (*Server)(nil)
 
-// NewServer returns the RPC handler for orders.
-func NewServer(orders *order.Service, log *slog.Logger) *Server {
-	return &Server{orders: orders, log: log}
+// NewServer returns the RPC handler for orders, whose watchers are held by
+// watchers.
+func NewServer(orders *order.Service, watchers *watch.Hub, log *slog.Logger) *Server {
+	return &Server{orders: orders, watchers: watchers, log: log}
 }
 
 // CreateOrder implements LomsService.CreateOrder.
@@ -107,6 +112,40 @@ func (s *Server) ReceiveStock(ctx context.Context, req *lomsv1.ReceiveStockReque
 		return nil, s.toConnect(ctx, err)
 	}
 	return &lomsv1.ReceiveStockResponse{}, nil
+}
+
+// WatchOrder implements LomsService.WatchOrder.
+func (s *Server) WatchOrder(ctx context.Context, req *lomsv1.WatchOrderRequest, stream *connect.ServerStream[lomsv1.WatchOrderResponse]) error {
+	w, err := s.watchers.Watch(ctx, req.GetOrderId())
+	if err != nil {
+		return s.watchError(ctx, err)
+	}
+	defer w.Close()
+	for {
+		st, err := w.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return s.watchError(ctx, err)
+		}
+		if err := stream.Send(wire.State(st)); err != nil {
+			// The client went away; nobody reads a code now.
+			return err
+		}
+	}
+}
+
+// watchError maps what ends a watch: the server's limits and shutdown tell
+// the client where it stands, the rest as for any RPC.
+func (s *Server) watchError(ctx context.Context, err error) error {
+	switch {
+	case errors.Is(err, watch.ErrTooManyWatchers):
+		return connect.NewError(connect.CodeResourceExhausted, fmt.Errorf("%w; watch again later or on another replica", err))
+	case errors.Is(err, watch.ErrStopped), errors.Is(context.Cause(ctx), platform.ErrShuttingDown):
+		return connect.NewError(connect.CodeUnavailable, errors.New("the server is shutting down; watch again"))
+	}
+	return s.toConnect(ctx, err)
 }
 
 // toConnect maps domain errors to codes; the rest are infrastructure faults.

@@ -26,7 +26,7 @@ func BenchmarkCreateOrderHandler(b *testing.B) {
 		{SKU: 3003, Warehouse: 2, Total: 100},
 	}}
 	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
-	srv := loms.NewServer(order.NewService(repo, 10*time.Minute, func() time.Time { return now }), slog.New(slog.DiscardHandler))
+	srv := loms.NewServer(order.NewService(repo, 10*time.Minute, func() time.Time { return now }), nil, slog.New(slog.DiscardHandler))
 
 	b.Run("3_items", func(b *testing.B) {
 		req := &lomsv1.CreateOrderRequest{User: 7, IdempotencyKey: "bench-3-items", Items: []*lomsv1.OrderItem{

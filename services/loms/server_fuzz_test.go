@@ -132,7 +132,7 @@ func receiveStockProblem(req *lomsv1.ReceiveStockRequest) string {
 func FuzzLomsService(f *testing.F) {
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
 	srv := rpctest.NewServer(f, platform.Config{}, log)
-	path, h := lomsv1connect.NewLomsServiceHandler(loms.NewServer(order.NewService(fuzzOrders{}, time.Minute, time.Now), log), srv.HandlerOptions()...)
+	path, h := lomsv1connect.NewLomsServiceHandler(loms.NewServer(order.NewService(fuzzOrders{}, time.Minute, time.Now), nil, log), srv.HandlerOptions()...)
 	srv.Mount(lomsv1connect.LomsServiceName, path, h)
 	handler := srv.Handler()
 

@@ -29,6 +29,7 @@ import (
 	"github.com/minizon/minizon/services/loms/order"
 	"github.com/minizon/minizon/services/loms/outbox"
 	"github.com/minizon/minizon/services/loms/store"
+	"github.com/minizon/minizon/services/loms/watch"
 	"github.com/minizon/minizon/services/loms/wire"
 )
 
@@ -41,10 +42,13 @@ const maxBody = 64 << 10
 type env struct {
 	base string
 	pool *pgxpool.Pool
+	// url and brokers are what another replica connects to.
+	url     string
+	brokers []string
 }
 
-// startLOMS runs the real LOMS (server, relay, sweeper) on a fresh
-// database and an in-process broker, on a loopback port.
+// startLOMS runs the real LOMS (server, relay, sweeper, order watchers) on
+// a fresh database and an in-process broker, on a loopback port.
 func startLOMS(t *testing.T, paymentTimeout time.Duration) env {
 	t.Helper()
 	return startLOMSWith(t, paymentTimeout, platform.Config{MaxBodyBytes: maxBody, ShutdownTimeout: 5 * time.Second})
@@ -53,54 +57,98 @@ func startLOMS(t *testing.T, paymentTimeout time.Duration) env {
 // startLOMSWith is startLOMS with the server's platform settings.
 func startLOMSWith(t *testing.T, paymentTimeout time.Duration, pcfg platform.Config) env {
 	t.Helper()
+	return startLOMSOpts(t, replicaOptions{paymentTimeout: paymentTimeout, platform: pcfg})
+}
+
+// replicaOptions are the settings of one LOMS replica in a test.
+type replicaOptions struct {
+	paymentTimeout time.Duration
+	platform       platform.Config
+	watch          watch.Config
+}
+
+// startLOMSOpts is startLOMS with every setting given.
+func startLOMSOpts(t *testing.T, o replicaOptions) env {
+	t.Helper()
 	url := pg.NewDatabase(t, "loms", func(ctx context.Context, url string) error { return migrate.Up(ctx, url, "loms") })
 	broker, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(broker.Close)
-	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
-	cfg := loms.Config{
-		// Pool settings in the URL must not reach the server (migrations,
-		// admin connections) and must size the pool for concurrency tests.
-		DatabaseURL:    url + "&pool_max_conns=40",
-		KafkaBrokers:   broker.ListenAddrs(),
-		PaymentTimeout: paymentTimeout,
-		SweepInterval:  50 * time.Millisecond,
-		Outbox:         outbox.Config{PollInterval: 50 * time.Millisecond, BatchSize: 100, ProduceTimeout: 10 * time.Second, Partitions: 1},
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	app, err := loms.Open(ctx, cfg, log, telemetry.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := app.Seed(ctx, []order.Stock{
-		{SKU: 1001, Warehouse: 1, Total: 5}, {SKU: 1001, Warehouse: 2, Total: 5}, {SKU: 2002, Warehouse: 3, Total: 1},
-		{SKU: 5050, Warehouse: 1, Total: 30}, {SKU: 5050, Warehouse: 2, Total: 20},
-	}); err != nil {
-		t.Fatal(err)
-	}
-	srv := rpctest.NewServer(t, pcfg, log)
-	app.Mount(srv)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx, ln, app.Workers()...) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("run: %v", err)
-		}
-		app.Close(context.Background())
-	})
+	e := env{url: url, brokers: broker.ListenAddrs()}
+	e.base = e.replica(t, o, true)
 	pool, err := pgxpool.New(t.Context(), url)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
-	return env{base: "http://" + ln.Addr().String(), pool: pool}
+	e.pool = pool
+	return e
+}
+
+// replica runs one more LOMS on e's database and broker, stopped at the
+// test's end, and returns its base URL. seed adds the tests' stock.
+func (e env) replica(t *testing.T, o replicaOptions, seed bool) string {
+	t.Helper()
+	base, stop := e.startReplica(t, o, seed)
+	t.Cleanup(func() {
+		if err := stop(); err != nil {
+			t.Errorf("run: %v", err)
+		}
+	})
+	return base
+}
+
+// startReplica is replica with the stop left to the caller: stop shuts the
+// replica down as a signal would and returns what its Run returned.
+func (e env) startReplica(t *testing.T, o replicaOptions, seed bool) (base string, stop func() error) {
+	t.Helper()
+	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
+	cfg := loms.Config{
+		// Pool settings in the URL must not reach the server (migrations,
+		// admin connections) and must size the pool for concurrency tests.
+		DatabaseURL:    e.url + "&pool_max_conns=40",
+		KafkaBrokers:   e.brokers,
+		PaymentTimeout: o.paymentTimeout,
+		SweepInterval:  50 * time.Millisecond,
+		Watch:          o.watch,
+		Outbox:         outbox.Config{PollInterval: 50 * time.Millisecond, BatchSize: 100, ProduceTimeout: 10 * time.Second, Partitions: 1},
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	app, err := loms.Open(ctx, cfg, log, telemetry.Nop())
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	if seed {
+		if _, err := app.Seed(ctx, []order.Stock{
+			{SKU: 1001, Warehouse: 1, Total: 5}, {SKU: 1001, Warehouse: 2, Total: 5}, {SKU: 2002, Warehouse: 3, Total: 1},
+			{SKU: 5050, Warehouse: 1, Total: 30}, {SKU: 5050, Warehouse: 2, Total: 20},
+		}); err != nil {
+			cancel()
+			t.Fatal(err)
+		}
+	}
+	srv := rpctest.NewServer(t, o.platform, log)
+	app.Mount(srv)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx, ln, app.Workers()...) }()
+	var once sync.Once
+	var runErr error
+	return "http://" + ln.Addr().String(), func() error {
+		once.Do(func() {
+			cancel()
+			runErr = <-done
+			app.Close(context.Background())
+		})
+		return runErr
+	}
 }
 
 // clients returns a LomsService client per protocol.
@@ -381,9 +429,10 @@ func TestDatabaseDownIsUnavailable(t *testing.T) {
 	}
 	t.Cleanup(pool.Close)
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
-	svc := order.NewService(store.New(pool, wire.EncodeEvent, time.Now), time.Minute, time.Now)
+	st := store.New(pool, wire.EncodeEvent, time.Now)
+	svc := order.NewService(st, time.Minute, time.Now)
 	srv := rpctest.NewServer(t, platform.Config{MaxBodyBytes: maxBody, ShutdownTimeout: time.Second}, log)
-	path, h := lomsv1connect.NewLomsServiceHandler(loms.NewServer(svc, log), srv.HandlerOptions()...)
+	path, h := lomsv1connect.NewLomsServiceHandler(loms.NewServer(svc, watch.NewHub(st, st, watch.Config{}, log), log), srv.HandlerOptions()...)
 	srv.Mount(lomsv1connect.LomsServiceName, path, h)
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(hs.Close)
@@ -392,6 +441,14 @@ func TestDatabaseDownIsUnavailable(t *testing.T) {
 	wantCode(t, err, connect.CodeUnavailable, "database")
 	_, err = c.Stocks(t.Context(), &lomsv1.StocksRequest{Sku: 1})
 	wantCode(t, err, connect.CodeUnavailable, "database")
+	stream, err := c.WatchOrder(t.Context(), &lomsv1.WatchOrderRequest{OrderId: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for stream.Receive() {
+		t.Fatalf("WatchOrder sent %v without a database", stream.Msg())
+	}
+	wantCode(t, stream.Err(), connect.CodeUnavailable, "database")
 }
 
 // TestReadsAnswerGET: ListOrder and Stocks have no side effects, so Connect

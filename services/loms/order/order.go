@@ -45,6 +45,37 @@ func ParseStatus(s string) (Status, error) {
 	return StatusUnspecified, fmt.Errorf("unknown order status %q", s)
 }
 
+// Final tells whether no change can follow s.
+func (s Status) Final() bool {
+	return s == StatusFailed || s == StatusPayed || s == StatusCancelled
+}
+
+// Later tells whether s comes after t in every order's life: new, then
+// awaiting payment, then a final status. Each order goes through a stage
+// at most once, so a later stage is a newer state of the same order.
+func (s Status) Later(t Status) bool { return s.stage() > t.stage() }
+
+func (s Status) stage() int {
+	switch {
+	case s == StatusNew:
+		return 1
+	case s == StatusAwaitingPayment:
+		return 2
+	case s.Final():
+		return 3
+	}
+	return 0
+}
+
+// State is an order's status at a moment: what a watcher is told.
+type State struct {
+	ID     int64
+	Status Status
+	// ChangedAt is when the order entered Status.
+	ChangedAt time.Time
+	PayBy     time.Time
+}
+
 // Limits on one order.
 const (
 	MaxItems             = 1000

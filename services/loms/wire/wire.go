@@ -36,6 +36,16 @@ func Summary(o *order.Order) *lomsv1.OrderSummary {
 	}
 }
 
+// State converts a watched order's state for WatchOrder.
+func State(s order.State) *lomsv1.WatchOrderResponse {
+	return &lomsv1.WatchOrderResponse{
+		OrderId:   s.ID,
+		Status:    Status(s.Status),
+		ChangedAt: timestamppb.New(s.ChangedAt),
+		PayBy:     timestamppb.New(s.PayBy),
+	}
+}
+
 // EncodeEvent is the Kafka record value of an event: a
 // minizon.loms.v1.OrderEvent in protobuf binary.
 func EncodeEvent(e order.Event) ([]byte, error) {

@@ -81,3 +81,7 @@ WHERE order_id = ANY(ARRAY(
     ORDER BY user_id, id DESC
     LIMIT @max_orders))
 ORDER BY order_id, sku;
+
+-- name: GetOrderStates :many
+-- The status of each given order that exists, for watchers.
+SELECT id, status, updated_at, pay_by FROM orders WHERE id = ANY(@ids::bigint[]);

@@ -1068,6 +1068,125 @@ func (*ReceiveStockResponse) Descriptor() ([]byte, []int) {
 	return file_minizon_loms_v1_loms_proto_rawDescGZIP(), []int{17}
 }
 
+// WatchOrderRequest names the watched order.
+type WatchOrderRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The order's id, never 0.
+	OrderId       int64 `protobuf:"varint,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchOrderRequest) Reset() {
+	*x = WatchOrderRequest{}
+	mi := &file_minizon_loms_v1_loms_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchOrderRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchOrderRequest) ProtoMessage() {}
+
+func (x *WatchOrderRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_minizon_loms_v1_loms_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchOrderRequest.ProtoReflect.Descriptor instead.
+func (*WatchOrderRequest) Descriptor() ([]byte, []int) {
+	return file_minizon_loms_v1_loms_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *WatchOrderRequest) GetOrderId() int64 {
+	if x != nil {
+		return x.OrderId
+	}
+	return 0
+}
+
+// WatchOrderResponse is an order's status at a moment.
+type WatchOrderResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The order's id.
+	OrderId int64 `protobuf:"varint,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	// Its status since changed_at.
+	Status OrderStatus `protobuf:"varint,2,opt,name=status,proto3,enum=minizon.loms.v1.OrderStatus" json:"status,omitempty"`
+	// When the order entered this status.
+	ChangedAt *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=changed_at,json=changedAt,proto3" json:"changed_at,omitempty"`
+	// The end of the payment window (see ListOrderResponse.pay_by).
+	PayBy         *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=pay_by,json=payBy,proto3" json:"pay_by,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchOrderResponse) Reset() {
+	*x = WatchOrderResponse{}
+	mi := &file_minizon_loms_v1_loms_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchOrderResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchOrderResponse) ProtoMessage() {}
+
+func (x *WatchOrderResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_minizon_loms_v1_loms_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchOrderResponse.ProtoReflect.Descriptor instead.
+func (*WatchOrderResponse) Descriptor() ([]byte, []int) {
+	return file_minizon_loms_v1_loms_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *WatchOrderResponse) GetOrderId() int64 {
+	if x != nil {
+		return x.OrderId
+	}
+	return 0
+}
+
+func (x *WatchOrderResponse) GetStatus() OrderStatus {
+	if x != nil {
+		return x.Status
+	}
+	return OrderStatus_ORDER_STATUS_UNSPECIFIED
+}
+
+func (x *WatchOrderResponse) GetChangedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ChangedAt
+	}
+	return nil
+}
+
+func (x *WatchOrderResponse) GetPayBy() *timestamppb.Timestamp {
+	if x != nil {
+		return x.PayBy
+	}
+	return nil
+}
+
 var File_minizon_loms_v1_loms_proto protoreflect.FileDescriptor
 
 const file_minizon_loms_v1_loms_proto_rawDesc = "" +
@@ -1127,14 +1246,22 @@ const file_minizon_loms_v1_loms_proto_rawDesc = "" +
 	"\fwarehouse_id\x18\x01 \x01(\x03R\vwarehouseId\x120\n" +
 	"\x05items\x18\x02 \x03(\v2\x1a.minizon.loms.v1.StockItemR\x05items\x12'\n" +
 	"\x0fidempotency_key\x18\x03 \x01(\tR\x0eidempotencyKey\"\x16\n" +
-	"\x14ReceiveStockResponse*\xb1\x01\n" +
+	"\x14ReceiveStockResponse\".\n" +
+	"\x11WatchOrderRequest\x12\x19\n" +
+	"\border_id\x18\x01 \x01(\x03R\aorderId\"\xd3\x01\n" +
+	"\x12WatchOrderResponse\x12\x19\n" +
+	"\border_id\x18\x01 \x01(\x03R\aorderId\x124\n" +
+	"\x06status\x18\x02 \x01(\x0e2\x1c.minizon.loms.v1.OrderStatusR\x06status\x129\n" +
+	"\n" +
+	"changed_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tchangedAt\x121\n" +
+	"\x06pay_by\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x05payBy*\xb1\x01\n" +
 	"\vOrderStatus\x12\x1c\n" +
 	"\x18ORDER_STATUS_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10ORDER_STATUS_NEW\x10\x01\x12!\n" +
 	"\x1dORDER_STATUS_AWAITING_PAYMENT\x10\x02\x12\x17\n" +
 	"\x13ORDER_STATUS_FAILED\x10\x03\x12\x16\n" +
 	"\x12ORDER_STATUS_PAYED\x10\x04\x12\x1a\n" +
-	"\x16ORDER_STATUS_CANCELLED\x10\x052\xfa\x04\n" +
+	"\x16ORDER_STATUS_CANCELLED\x10\x052\xd8\x05\n" +
 	"\vLomsService\x12X\n" +
 	"\vCreateOrder\x12#.minizon.loms.v1.CreateOrderRequest\x1a$.minizon.loms.v1.CreateOrderResponse\x12W\n" +
 	"\tListOrder\x12!.minizon.loms.v1.ListOrderRequest\x1a\".minizon.loms.v1.ListOrderResponse\"\x03\x90\x02\x01\x12U\n" +
@@ -1144,7 +1271,9 @@ const file_minizon_loms_v1_loms_proto_rawDesc = "" +
 	"\x06Stocks\x12\x1e.minizon.loms.v1.StocksRequest\x1a\x1f.minizon.loms.v1.StocksResponse\"\x03\x90\x02\x01\x12Z\n" +
 	"\n" +
 	"ListOrders\x12\".minizon.loms.v1.ListOrdersRequest\x1a#.minizon.loms.v1.ListOrdersResponse\"\x03\x90\x02\x01\x12[\n" +
-	"\fReceiveStock\x12$.minizon.loms.v1.ReceiveStockRequest\x1a%.minizon.loms.v1.ReceiveStockResponseB7Z5github.com/minizon/minizon/gen/minizon/loms/v1;lomsv1b\x06proto3"
+	"\fReceiveStock\x12$.minizon.loms.v1.ReceiveStockRequest\x1a%.minizon.loms.v1.ReceiveStockResponse\x12\\\n" +
+	"\n" +
+	"WatchOrder\x12\".minizon.loms.v1.WatchOrderRequest\x1a#.minizon.loms.v1.WatchOrderResponse\"\x03\x90\x02\x010\x01B7Z5github.com/minizon/minizon/gen/minizon/loms/v1;lomsv1b\x06proto3"
 
 var (
 	file_minizon_loms_v1_loms_proto_rawDescOnce sync.Once
@@ -1159,7 +1288,7 @@ func file_minizon_loms_v1_loms_proto_rawDescGZIP() []byte {
 }
 
 var file_minizon_loms_v1_loms_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_minizon_loms_v1_loms_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_minizon_loms_v1_loms_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_minizon_loms_v1_loms_proto_goTypes = []any{
 	(OrderStatus)(0),              // 0: minizon.loms.v1.OrderStatus
 	(*OrderItem)(nil),             // 1: minizon.loms.v1.OrderItem
@@ -1180,41 +1309,48 @@ var file_minizon_loms_v1_loms_proto_goTypes = []any{
 	(*StockItem)(nil),             // 16: minizon.loms.v1.StockItem
 	(*ReceiveStockRequest)(nil),   // 17: minizon.loms.v1.ReceiveStockRequest
 	(*ReceiveStockResponse)(nil),  // 18: minizon.loms.v1.ReceiveStockResponse
-	(*timestamppb.Timestamp)(nil), // 19: google.protobuf.Timestamp
+	(*WatchOrderRequest)(nil),     // 19: minizon.loms.v1.WatchOrderRequest
+	(*WatchOrderResponse)(nil),    // 20: minizon.loms.v1.WatchOrderResponse
+	(*timestamppb.Timestamp)(nil), // 21: google.protobuf.Timestamp
 }
 var file_minizon_loms_v1_loms_proto_depIdxs = []int32{
 	1,  // 0: minizon.loms.v1.CreateOrderRequest.items:type_name -> minizon.loms.v1.OrderItem
 	0,  // 1: minizon.loms.v1.CreateOrderResponse.status:type_name -> minizon.loms.v1.OrderStatus
 	0,  // 2: minizon.loms.v1.ListOrderResponse.status:type_name -> minizon.loms.v1.OrderStatus
 	1,  // 3: minizon.loms.v1.ListOrderResponse.items:type_name -> minizon.loms.v1.OrderItem
-	19, // 4: minizon.loms.v1.ListOrderResponse.created_at:type_name -> google.protobuf.Timestamp
-	19, // 5: minizon.loms.v1.ListOrderResponse.pay_by:type_name -> google.protobuf.Timestamp
+	21, // 4: minizon.loms.v1.ListOrderResponse.created_at:type_name -> google.protobuf.Timestamp
+	21, // 5: minizon.loms.v1.ListOrderResponse.pay_by:type_name -> google.protobuf.Timestamp
 	12, // 6: minizon.loms.v1.StocksResponse.stocks:type_name -> minizon.loms.v1.Stock
 	15, // 7: minizon.loms.v1.ListOrdersResponse.orders:type_name -> minizon.loms.v1.OrderSummary
 	0,  // 8: minizon.loms.v1.OrderSummary.status:type_name -> minizon.loms.v1.OrderStatus
 	1,  // 9: minizon.loms.v1.OrderSummary.items:type_name -> minizon.loms.v1.OrderItem
-	19, // 10: minizon.loms.v1.OrderSummary.created_at:type_name -> google.protobuf.Timestamp
-	19, // 11: minizon.loms.v1.OrderSummary.pay_by:type_name -> google.protobuf.Timestamp
+	21, // 10: minizon.loms.v1.OrderSummary.created_at:type_name -> google.protobuf.Timestamp
+	21, // 11: minizon.loms.v1.OrderSummary.pay_by:type_name -> google.protobuf.Timestamp
 	16, // 12: minizon.loms.v1.ReceiveStockRequest.items:type_name -> minizon.loms.v1.StockItem
-	2,  // 13: minizon.loms.v1.LomsService.CreateOrder:input_type -> minizon.loms.v1.CreateOrderRequest
-	4,  // 14: minizon.loms.v1.LomsService.ListOrder:input_type -> minizon.loms.v1.ListOrderRequest
-	6,  // 15: minizon.loms.v1.LomsService.OrderPayed:input_type -> minizon.loms.v1.OrderPayedRequest
-	8,  // 16: minizon.loms.v1.LomsService.CancelOrder:input_type -> minizon.loms.v1.CancelOrderRequest
-	10, // 17: minizon.loms.v1.LomsService.Stocks:input_type -> minizon.loms.v1.StocksRequest
-	13, // 18: minizon.loms.v1.LomsService.ListOrders:input_type -> minizon.loms.v1.ListOrdersRequest
-	17, // 19: minizon.loms.v1.LomsService.ReceiveStock:input_type -> minizon.loms.v1.ReceiveStockRequest
-	3,  // 20: minizon.loms.v1.LomsService.CreateOrder:output_type -> minizon.loms.v1.CreateOrderResponse
-	5,  // 21: minizon.loms.v1.LomsService.ListOrder:output_type -> minizon.loms.v1.ListOrderResponse
-	7,  // 22: minizon.loms.v1.LomsService.OrderPayed:output_type -> minizon.loms.v1.OrderPayedResponse
-	9,  // 23: minizon.loms.v1.LomsService.CancelOrder:output_type -> minizon.loms.v1.CancelOrderResponse
-	11, // 24: minizon.loms.v1.LomsService.Stocks:output_type -> minizon.loms.v1.StocksResponse
-	14, // 25: minizon.loms.v1.LomsService.ListOrders:output_type -> minizon.loms.v1.ListOrdersResponse
-	18, // 26: minizon.loms.v1.LomsService.ReceiveStock:output_type -> minizon.loms.v1.ReceiveStockResponse
-	20, // [20:27] is the sub-list for method output_type
-	13, // [13:20] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	0,  // 13: minizon.loms.v1.WatchOrderResponse.status:type_name -> minizon.loms.v1.OrderStatus
+	21, // 14: minizon.loms.v1.WatchOrderResponse.changed_at:type_name -> google.protobuf.Timestamp
+	21, // 15: minizon.loms.v1.WatchOrderResponse.pay_by:type_name -> google.protobuf.Timestamp
+	2,  // 16: minizon.loms.v1.LomsService.CreateOrder:input_type -> minizon.loms.v1.CreateOrderRequest
+	4,  // 17: minizon.loms.v1.LomsService.ListOrder:input_type -> minizon.loms.v1.ListOrderRequest
+	6,  // 18: minizon.loms.v1.LomsService.OrderPayed:input_type -> minizon.loms.v1.OrderPayedRequest
+	8,  // 19: minizon.loms.v1.LomsService.CancelOrder:input_type -> minizon.loms.v1.CancelOrderRequest
+	10, // 20: minizon.loms.v1.LomsService.Stocks:input_type -> minizon.loms.v1.StocksRequest
+	13, // 21: minizon.loms.v1.LomsService.ListOrders:input_type -> minizon.loms.v1.ListOrdersRequest
+	17, // 22: minizon.loms.v1.LomsService.ReceiveStock:input_type -> minizon.loms.v1.ReceiveStockRequest
+	19, // 23: minizon.loms.v1.LomsService.WatchOrder:input_type -> minizon.loms.v1.WatchOrderRequest
+	3,  // 24: minizon.loms.v1.LomsService.CreateOrder:output_type -> minizon.loms.v1.CreateOrderResponse
+	5,  // 25: minizon.loms.v1.LomsService.ListOrder:output_type -> minizon.loms.v1.ListOrderResponse
+	7,  // 26: minizon.loms.v1.LomsService.OrderPayed:output_type -> minizon.loms.v1.OrderPayedResponse
+	9,  // 27: minizon.loms.v1.LomsService.CancelOrder:output_type -> minizon.loms.v1.CancelOrderResponse
+	11, // 28: minizon.loms.v1.LomsService.Stocks:output_type -> minizon.loms.v1.StocksResponse
+	14, // 29: minizon.loms.v1.LomsService.ListOrders:output_type -> minizon.loms.v1.ListOrdersResponse
+	18, // 30: minizon.loms.v1.LomsService.ReceiveStock:output_type -> minizon.loms.v1.ReceiveStockResponse
+	20, // 31: minizon.loms.v1.LomsService.WatchOrder:output_type -> minizon.loms.v1.WatchOrderResponse
+	24, // [24:32] is the sub-list for method output_type
+	16, // [16:24] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_minizon_loms_v1_loms_proto_init() }
@@ -1228,7 +1364,7 @@ func file_minizon_loms_v1_loms_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_minizon_loms_v1_loms_proto_rawDesc), len(file_minizon_loms_v1_loms_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   18,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

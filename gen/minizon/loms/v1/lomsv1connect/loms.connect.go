@@ -48,6 +48,8 @@ const (
 	// LomsServiceReceiveStockProcedure is the fully-qualified name of the LomsService's ReceiveStock
 	// RPC.
 	LomsServiceReceiveStockProcedure = "/minizon.loms.v1.LomsService/ReceiveStock"
+	// LomsServiceWatchOrderProcedure is the fully-qualified name of the LomsService's WatchOrder RPC.
+	LomsServiceWatchOrderProcedure = "/minizon.loms.v1.LomsService/WatchOrder"
 )
 
 // LomsServiceClient is a client for the minizon.loms.v1.LomsService service.
@@ -109,6 +111,19 @@ type LomsServiceClient interface {
 	// a NUL character; unauthenticated without a valid bearer token when
 	// tokens are configured.
 	ReceiveStock(context.Context, *v1.ReceiveStockRequest) (*v1.ReceiveStockResponse, error)
+	// WatchOrder streams an order's status as it changes: the current state
+	// at once, then one message per change, in order, none skipped, whichever
+	// replica or the payment-timeout sweeper made it. The stream ends with OK
+	// after a final status (PAYED, CANCELLED, FAILED); an order already in
+	// one gets that one message. While nothing changes, the last message is
+	// sent again now and then (same status and changed_at), so that proxies
+	// do not cut an idle stream: a client tells a change by its status.
+	//
+	// Errors: invalid_argument for order_id 0 or less; not_found for an
+	// unknown order; resource_exhausted when the server holds as many streams
+	// as it allows (LOMS_MAX_WATCHERS); unavailable when the server shuts
+	// down or cannot reach its database: watch again, from any replica.
+	WatchOrder(context.Context, *v1.WatchOrderRequest) (*connect.ServerStreamForClient[v1.WatchOrderResponse], error)
 }
 
 // NewLomsServiceClient constructs a client for the minizon.loms.v1.LomsService service. By default,
@@ -167,6 +182,13 @@ func NewLomsServiceClient(httpClient connect.HTTPClient, baseURL string, opts ..
 			connect.WithSchema(lomsServiceMethods.ByName("ReceiveStock")),
 			connect.WithClientOptions(opts...),
 		),
+		watchOrder: connect.NewClient[v1.WatchOrderRequest, v1.WatchOrderResponse](
+			httpClient,
+			baseURL+LomsServiceWatchOrderProcedure,
+			connect.WithSchema(lomsServiceMethods.ByName("WatchOrder")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -179,6 +201,7 @@ type lomsServiceClient struct {
 	stocks       *connect.Client[v1.StocksRequest, v1.StocksResponse]
 	listOrders   *connect.Client[v1.ListOrdersRequest, v1.ListOrdersResponse]
 	receiveStock *connect.Client[v1.ReceiveStockRequest, v1.ReceiveStockResponse]
+	watchOrder   *connect.Client[v1.WatchOrderRequest, v1.WatchOrderResponse]
 }
 
 // CreateOrder calls minizon.loms.v1.LomsService.CreateOrder.
@@ -244,6 +267,11 @@ func (c *lomsServiceClient) ReceiveStock(ctx context.Context, req *v1.ReceiveSto
 	return nil, err
 }
 
+// WatchOrder calls minizon.loms.v1.LomsService.WatchOrder.
+func (c *lomsServiceClient) WatchOrder(ctx context.Context, req *v1.WatchOrderRequest) (*connect.ServerStreamForClient[v1.WatchOrderResponse], error) {
+	return c.watchOrder.CallServerStream(ctx, connect.NewRequest(req))
+}
+
 // LomsServiceHandler is an implementation of the minizon.loms.v1.LomsService service.
 type LomsServiceHandler interface {
 	// CreateOrder reserves stock for the items across warehouses in one
@@ -303,6 +331,19 @@ type LomsServiceHandler interface {
 	// a NUL character; unauthenticated without a valid bearer token when
 	// tokens are configured.
 	ReceiveStock(context.Context, *v1.ReceiveStockRequest) (*v1.ReceiveStockResponse, error)
+	// WatchOrder streams an order's status as it changes: the current state
+	// at once, then one message per change, in order, none skipped, whichever
+	// replica or the payment-timeout sweeper made it. The stream ends with OK
+	// after a final status (PAYED, CANCELLED, FAILED); an order already in
+	// one gets that one message. While nothing changes, the last message is
+	// sent again now and then (same status and changed_at), so that proxies
+	// do not cut an idle stream: a client tells a change by its status.
+	//
+	// Errors: invalid_argument for order_id 0 or less; not_found for an
+	// unknown order; resource_exhausted when the server holds as many streams
+	// as it allows (LOMS_MAX_WATCHERS); unavailable when the server shuts
+	// down or cannot reach its database: watch again, from any replica.
+	WatchOrder(context.Context, *v1.WatchOrderRequest, *connect.ServerStream[v1.WatchOrderResponse]) error
 }
 
 // NewLomsServiceHandler builds an HTTP handler from the service implementation. It returns the path
@@ -357,6 +398,13 @@ func NewLomsServiceHandler(svc LomsServiceHandler, opts ...connect.HandlerOption
 		connect.WithSchema(lomsServiceMethods.ByName("ReceiveStock")),
 		connect.WithHandlerOptions(opts...),
 	)
+	lomsServiceWatchOrderHandler := connect.NewServerStreamHandlerSimple(
+		LomsServiceWatchOrderProcedure,
+		svc.WatchOrder,
+		connect.WithSchema(lomsServiceMethods.ByName("WatchOrder")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/minizon.loms.v1.LomsService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case LomsServiceCreateOrderProcedure:
@@ -373,6 +421,8 @@ func NewLomsServiceHandler(svc LomsServiceHandler, opts ...connect.HandlerOption
 			lomsServiceListOrdersHandler.ServeHTTP(w, r)
 		case LomsServiceReceiveStockProcedure:
 			lomsServiceReceiveStockHandler.ServeHTTP(w, r)
+		case LomsServiceWatchOrderProcedure:
+			lomsServiceWatchOrderHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -408,4 +458,8 @@ func (UnimplementedLomsServiceHandler) ListOrders(context.Context, *v1.ListOrder
 
 func (UnimplementedLomsServiceHandler) ReceiveStock(context.Context, *v1.ReceiveStockRequest) (*v1.ReceiveStockResponse, error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("minizon.loms.v1.LomsService.ReceiveStock is not implemented"))
+}
+
+func (UnimplementedLomsServiceHandler) WatchOrder(context.Context, *v1.WatchOrderRequest, *connect.ServerStream[v1.WatchOrderResponse]) error {
+	return connect.NewError(connect.CodeUnimplemented, errors.New("minizon.loms.v1.LomsService.WatchOrder is not implemented"))
 }

@@ -51,6 +51,43 @@ func (q *Queries) GetOrderByIdempotencyKey(ctx context.Context, arg GetOrderById
 	return id, err
 }
 
+const GetOrderStates = `-- name: GetOrderStates :many
+SELECT id, status, updated_at, pay_by FROM orders WHERE id = ANY($1::bigint[])
+`
+
+type GetOrderStatesRow struct {
+	ID        int64
+	Status    OrderStatus
+	UpdatedAt time.Time
+	PayBy     time.Time
+}
+
+// The status of each given order that exists, for watchers.
+func (q *Queries) GetOrderStates(ctx context.Context, ids []int64) ([]GetOrderStatesRow, error) {
+	rows, err := q.db.Query(ctx, GetOrderStates, ids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []GetOrderStatesRow{}
+	for rows.Next() {
+		var i GetOrderStatesRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.Status,
+			&i.UpdatedAt,
+			&i.PayBy,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const InsertOrderItems = `-- name: InsertOrderItems :exec
 INSERT INTO order_items (order_id, sku, count)
 SELECT unnest($1::bigint[]), unnest($2::bigint[]), unnest($3::bigint[])

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file minizon/loms/v1/loms.proto.
  */
 export const file_minizon_loms_v1_loms: GenFile = /*@__PURE__*/
-  fileDesc("ChptaW5pem9uL2xvbXMvdjEvbG9tcy5wcm90bxIPbWluaXpvbi5sb21zLnYxIicKCU9yZGVySXRlbRILCgNza3UYASABKA0SDQoFY291bnQYAiABKA0iZgoSQ3JlYXRlT3JkZXJSZXF1ZXN0EgwKBHVzZXIYASABKAMSKQoFaXRlbXMYAiADKAsyGi5taW5pem9uLmxvbXMudjEuT3JkZXJJdGVtEhcKD2lkZW1wb3RlbmN5X2tleRgDIAEoCSJVChNDcmVhdGVPcmRlclJlc3BvbnNlEhAKCG9yZGVyX2lkGAEgASgDEiwKBnN0YXR1cxgCIAEoDjIcLm1pbml6b24ubG9tcy52MS5PcmRlclN0YXR1cyIkChBMaXN0T3JkZXJSZXF1ZXN0EhAKCG9yZGVyX2lkGAEgASgDItYBChFMaXN0T3JkZXJSZXNwb25zZRIsCgZzdGF0dXMYASABKA4yHC5taW5pem9uLmxvbXMudjEuT3JkZXJTdGF0dXMSDAoEdXNlchgCIAEoAxIpCgVpdGVtcxgDIAMoCzIaLm1pbml6b24ubG9tcy52MS5PcmRlckl0ZW0SLgoKY3JlYXRlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKgoGcGF5X2J5GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIlChFPcmRlclBheWVkUmVxdWVzdBIQCghvcmRlcl9pZBgBIAEoAyIUChJPcmRlclBheWVkUmVzcG9uc2UiJgoSQ2FuY2VsT3JkZXJSZXF1ZXN0EhAKCG9yZGVyX2lkGAEgASgDIhUKE0NhbmNlbE9yZGVyUmVzcG9uc2UiHAoNU3RvY2tzUmVxdWVzdBILCgNza3UYASABKA0iOAoOU3RvY2tzUmVzcG9uc2USJgoGc3RvY2tzGAEgAygLMhYubWluaXpvbi5sb21zLnYxLlN0b2NrIiwKBVN0b2NrEhQKDHdhcmVob3VzZV9pZBgBIAEoAxINCgVjb3VudBgCIAEoBCJIChFMaXN0T3JkZXJzUmVxdWVzdBIMCgR1c2VyGAEgASgDEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJIlwKEkxpc3RPcmRlcnNSZXNwb25zZRItCgZvcmRlcnMYASADKAsyHS5taW5pem9uLmxvbXMudjEuT3JkZXJTdW1tYXJ5EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSLVAQoMT3JkZXJTdW1tYXJ5EhAKCG9yZGVyX2lkGAEgASgDEiwKBnN0YXR1cxgCIAEoDjIcLm1pbml6b24ubG9tcy52MS5PcmRlclN0YXR1cxIpCgVpdGVtcxgDIAMoCzIaLm1pbml6b24ubG9tcy52MS5PcmRlckl0ZW0SLgoKY3JlYXRlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKgoGcGF5X2J5GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCInCglTdG9ja0l0ZW0SCwoDc2t1GAEgASgNEg0KBWNvdW50GAIgASgNIm8KE1JlY2VpdmVTdG9ja1JlcXVlc3QSFAoMd2FyZWhvdXNlX2lkGAEgASgDEikKBWl0ZW1zGAIgAygLMhoubWluaXpvbi5sb21zLnYxLlN0b2NrSXRlbRIXCg9pZGVtcG90ZW5jeV9rZXkYAyABKAkiFgoUUmVjZWl2ZVN0b2NrUmVzcG9uc2UqsQEKC09yZGVyU3RhdHVzEhwKGE9SREVSX1NUQVRVU19VTlNQRUNJRklFRBAAEhQKEE9SREVSX1NUQVRVU19ORVcQARIhCh1PUkRFUl9TVEFUVVNfQVdBSVRJTkdfUEFZTUVOVBACEhcKE09SREVSX1NUQVRVU19GQUlMRUQQAxIWChJPUkRFUl9TVEFUVVNfUEFZRUQQBBIaChZPUkRFUl9TVEFUVVNfQ0FOQ0VMTEVEEAUy+gQKC0xvbXNTZXJ2aWNlElgKC0NyZWF0ZU9yZGVyEiMubWluaXpvbi5sb21zLnYxLkNyZWF0ZU9yZGVyUmVxdWVzdBokLm1pbml6b24ubG9tcy52MS5DcmVhdGVPcmRlclJlc3BvbnNlElcKCUxpc3RPcmRlchIhLm1pbml6b24ubG9tcy52MS5MaXN0T3JkZXJSZXF1ZXN0GiIubWluaXpvbi5sb21zLnYxLkxpc3RPcmRlclJlc3BvbnNlIgOQAgESVQoKT3JkZXJQYXllZBIiLm1pbml6b24ubG9tcy52MS5PcmRlclBheWVkUmVxdWVzdBojLm1pbml6b24ubG9tcy52MS5PcmRlclBheWVkUmVzcG9uc2USWAoLQ2FuY2VsT3JkZXISIy5taW5pem9uLmxvbXMudjEuQ2FuY2VsT3JkZXJSZXF1ZXN0GiQubWluaXpvbi5sb21zLnYxLkNhbmNlbE9yZGVyUmVzcG9uc2USTgoGU3RvY2tzEh4ubWluaXpvbi5sb21zLnYxLlN0b2Nrc1JlcXVlc3QaHy5taW5pem9uLmxvbXMudjEuU3RvY2tzUmVzcG9uc2UiA5ACARJaCgpMaXN0T3JkZXJzEiIubWluaXpvbi5sb21zLnYxLkxpc3RPcmRlcnNSZXF1ZXN0GiMubWluaXpvbi5sb21zLnYxLkxpc3RPcmRlcnNSZXNwb25zZSIDkAIBElsKDFJlY2VpdmVTdG9jaxIkLm1pbml6b24ubG9tcy52MS5SZWNlaXZlU3RvY2tSZXF1ZXN0GiUubWluaXpvbi5sb21zLnYxLlJlY2VpdmVTdG9ja1Jlc3BvbnNlQjdaNWdpdGh1Yi5jb20vbWluaXpvbi9taW5pem9uL2dlbi9taW5pem9uL2xvbXMvdjE7bG9tc3YxYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("ChptaW5pem9uL2xvbXMvdjEvbG9tcy5wcm90bxIPbWluaXpvbi5sb21zLnYxIicKCU9yZGVySXRlbRILCgNza3UYASABKA0SDQoFY291bnQYAiABKA0iZgoSQ3JlYXRlT3JkZXJSZXF1ZXN0EgwKBHVzZXIYASABKAMSKQoFaXRlbXMYAiADKAsyGi5taW5pem9uLmxvbXMudjEuT3JkZXJJdGVtEhcKD2lkZW1wb3RlbmN5X2tleRgDIAEoCSJVChNDcmVhdGVPcmRlclJlc3BvbnNlEhAKCG9yZGVyX2lkGAEgASgDEiwKBnN0YXR1cxgCIAEoDjIcLm1pbml6b24ubG9tcy52MS5PcmRlclN0YXR1cyIkChBMaXN0T3JkZXJSZXF1ZXN0EhAKCG9yZGVyX2lkGAEgASgDItYBChFMaXN0T3JkZXJSZXNwb25zZRIsCgZzdGF0dXMYASABKA4yHC5taW5pem9uLmxvbXMudjEuT3JkZXJTdGF0dXMSDAoEdXNlchgCIAEoAxIpCgVpdGVtcxgDIAMoCzIaLm1pbml6b24ubG9tcy52MS5PcmRlckl0ZW0SLgoKY3JlYXRlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKgoGcGF5X2J5GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIlChFPcmRlclBheWVkUmVxdWVzdBIQCghvcmRlcl9pZBgBIAEoAyIUChJPcmRlclBheWVkUmVzcG9uc2UiJgoSQ2FuY2VsT3JkZXJSZXF1ZXN0EhAKCG9yZGVyX2lkGAEgASgDIhUKE0NhbmNlbE9yZGVyUmVzcG9uc2UiHAoNU3RvY2tzUmVxdWVzdBILCgNza3UYASABKA0iOAoOU3RvY2tzUmVzcG9uc2USJgoGc3RvY2tzGAEgAygLMhYubWluaXpvbi5sb21zLnYxLlN0b2NrIiwKBVN0b2NrEhQKDHdhcmVob3VzZV9pZBgBIAEoAxINCgVjb3VudBgCIAEoBCJIChFMaXN0T3JkZXJzUmVxdWVzdBIMCgR1c2VyGAEgASgDEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJIlwKEkxpc3RPcmRlcnNSZXNwb25zZRItCgZvcmRlcnMYASADKAsyHS5taW5pem9uLmxvbXMudjEuT3JkZXJTdW1tYXJ5EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSLVAQoMT3JkZXJTdW1tYXJ5EhAKCG9yZGVyX2lkGAEgASgDEiwKBnN0YXR1cxgCIAEoDjIcLm1pbml6b24ubG9tcy52MS5PcmRlclN0YXR1cxIpCgVpdGVtcxgDIAMoCzIaLm1pbml6b24ubG9tcy52MS5PcmRlckl0ZW0SLgoKY3JlYXRlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKgoGcGF5X2J5GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCInCglTdG9ja0l0ZW0SCwoDc2t1GAEgASgNEg0KBWNvdW50GAIgASgNIm8KE1JlY2VpdmVTdG9ja1JlcXVlc3QSFAoMd2FyZWhvdXNlX2lkGAEgASgDEikKBWl0ZW1zGAIgAygLMhoubWluaXpvbi5sb21zLnYxLlN0b2NrSXRlbRIXCg9pZGVtcG90ZW5jeV9rZXkYAyABKAkiFgoUUmVjZWl2ZVN0b2NrUmVzcG9uc2UiJQoRV2F0Y2hPcmRlclJlcXVlc3QSEAoIb3JkZXJfaWQYASABKAMisAEKEldhdGNoT3JkZXJSZXNwb25zZRIQCghvcmRlcl9pZBgBIAEoAxIsCgZzdGF0dXMYAiABKA4yHC5taW5pem9uLmxvbXMudjEuT3JkZXJTdGF0dXMSLgoKY2hhbmdlZF9hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKgoGcGF5X2J5GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCqxAQoLT3JkZXJTdGF0dXMSHAoYT1JERVJfU1RBVFVTX1VOU1BFQ0lGSUVEEAASFAoQT1JERVJfU1RBVFVTX05FVxABEiEKHU9SREVSX1NUQVRVU19BV0FJVElOR19QQVlNRU5UEAISFwoTT1JERVJfU1RBVFVTX0ZBSUxFRBADEhYKEk9SREVSX1NUQVRVU19QQVlFRBAEEhoKFk9SREVSX1NUQVRVU19DQU5DRUxMRUQQBTLYBQoLTG9tc1NlcnZpY2USWAoLQ3JlYXRlT3JkZXISIy5taW5pem9uLmxvbXMudjEuQ3JlYXRlT3JkZXJSZXF1ZXN0GiQubWluaXpvbi5sb21zLnYxLkNyZWF0ZU9yZGVyUmVzcG9uc2USVwoJTGlzdE9yZGVyEiEubWluaXpvbi5sb21zLnYxLkxpc3RPcmRlclJlcXVlc3QaIi5taW5pem9uLmxvbXMudjEuTGlzdE9yZGVyUmVzcG9uc2UiA5ACARJVCgpPcmRlclBheWVkEiIubWluaXpvbi5sb21zLnYxLk9yZGVyUGF5ZWRSZXF1ZXN0GiMubWluaXpvbi5sb21zLnYxLk9yZGVyUGF5ZWRSZXNwb25zZRJYCgtDYW5jZWxPcmRlchIjLm1pbml6b24ubG9tcy52MS5DYW5jZWxPcmRlclJlcXVlc3QaJC5taW5pem9uLmxvbXMudjEuQ2FuY2VsT3JkZXJSZXNwb25zZRJOCgZTdG9ja3MSHi5taW5pem9uLmxvbXMudjEuU3RvY2tzUmVxdWVzdBofLm1pbml6b24ubG9tcy52MS5TdG9ja3NSZXNwb25zZSIDkAIBEloKCkxpc3RPcmRlcnMSIi5taW5pem9uLmxvbXMudjEuTGlzdE9yZGVyc1JlcXVlc3QaIy5taW5pem9uLmxvbXMudjEuTGlzdE9yZGVyc1Jlc3BvbnNlIgOQAgESWwoMUmVjZWl2ZVN0b2NrEiQubWluaXpvbi5sb21zLnYxLlJlY2VpdmVTdG9ja1JlcXVlc3QaJS5taW5pem9uLmxvbXMudjEuUmVjZWl2ZVN0b2NrUmVzcG9uc2USXAoKV2F0Y2hPcmRlchIiLm1pbml6b24ubG9tcy52MS5XYXRjaE9yZGVyUmVxdWVzdBojLm1pbml6b24ubG9tcy52MS5XYXRjaE9yZGVyUmVzcG9uc2UiA5ACATABQjdaNWdpdGh1Yi5jb20vbWluaXpvbi9taW5pem9uL2dlbi9taW5pem9uL2xvbXMvdjE7bG9tc3YxYgZwcm90bzM", [file_google_protobuf_timestamp]);
 
 /**
  * OrderItem is a quantity of one sku.
@@ -516,6 +516,69 @@ export const ReceiveStockResponseSchema: GenMessage<ReceiveStockResponse> = /*@_
   messageDesc(file_minizon_loms_v1_loms, 17);
 
 /**
+ * WatchOrderRequest names the watched order.
+ *
+ * @generated from message minizon.loms.v1.WatchOrderRequest
+ */
+export type WatchOrderRequest = Message<"minizon.loms.v1.WatchOrderRequest"> & {
+  /**
+   * The order's id, never 0.
+   *
+   * @generated from field: int64 order_id = 1;
+   */
+  orderId: bigint;
+};
+
+/**
+ * Describes the message minizon.loms.v1.WatchOrderRequest.
+ * Use `create(WatchOrderRequestSchema)` to create a new message.
+ */
+export const WatchOrderRequestSchema: GenMessage<WatchOrderRequest> = /*@__PURE__*/
+  messageDesc(file_minizon_loms_v1_loms, 18);
+
+/**
+ * WatchOrderResponse is an order's status at a moment.
+ *
+ * @generated from message minizon.loms.v1.WatchOrderResponse
+ */
+export type WatchOrderResponse = Message<"minizon.loms.v1.WatchOrderResponse"> & {
+  /**
+   * The order's id.
+   *
+   * @generated from field: int64 order_id = 1;
+   */
+  orderId: bigint;
+
+  /**
+   * Its status since changed_at.
+   *
+   * @generated from field: minizon.loms.v1.OrderStatus status = 2;
+   */
+  status: OrderStatus;
+
+  /**
+   * When the order entered this status.
+   *
+   * @generated from field: google.protobuf.Timestamp changed_at = 3;
+   */
+  changedAt?: Timestamp | undefined;
+
+  /**
+   * The end of the payment window (see ListOrderResponse.pay_by).
+   *
+   * @generated from field: google.protobuf.Timestamp pay_by = 4;
+   */
+  payBy?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message minizon.loms.v1.WatchOrderResponse.
+ * Use `create(WatchOrderResponseSchema)` to create a new message.
+ */
+export const WatchOrderResponseSchema: GenMessage<WatchOrderResponse> = /*@__PURE__*/
+  messageDesc(file_minizon_loms_v1_loms, 19);
+
+/**
  * OrderStatus is where an order stands. The spelling "payed" follows the
  * original specification and is kept on the wire.
  *
@@ -697,6 +760,27 @@ export const LomsService: GenService<{
     methodKind: "unary";
     input: typeof ReceiveStockRequestSchema;
     output: typeof ReceiveStockResponseSchema;
+  },
+  /**
+   * WatchOrder streams an order's status as it changes: the current state
+   * at once, then one message per change, in order, none skipped, whichever
+   * replica or the payment-timeout sweeper made it. The stream ends with OK
+   * after a final status (PAYED, CANCELLED, FAILED); an order already in
+   * one gets that one message. While nothing changes, the last message is
+   * sent again now and then (same status and changed_at), so that proxies
+   * do not cut an idle stream: a client tells a change by its status.
+   *
+   * Errors: invalid_argument for order_id 0 or less; not_found for an
+   * unknown order; resource_exhausted when the server holds as many streams
+   * as it allows (LOMS_MAX_WATCHERS); unavailable when the server shuts
+   * down or cannot reach its database: watch again, from any replica.
+   *
+   * @generated from rpc minizon.loms.v1.LomsService.WatchOrder
+   */
+  watchOrder: {
+    methodKind: "server_streaming";
+    input: typeof WatchOrderRequestSchema;
+    output: typeof WatchOrderResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_minizon_loms_v1_loms, 0);
