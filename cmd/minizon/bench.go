@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"cmp"
 	"context"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -53,6 +55,8 @@ func runBench(ctx context.Context, args []string, out, progress io.Writer) error
 	timeout := fs.Duration("timeout", 10*time.Second, "deadline of each call")
 	// The default is not the flag's: PrintDefaults would show the secret.
 	authToken := fs.String("auth-token", "", "bearer `token` for the RPCs that change state, when the services ask for one (default $MINIZON_AUTH_TOKEN)")
+	streams := fs.Int("streams", 1000, "watch: WatchOrder `streams` held open, one order each")
+	rate := fs.Float64("rate", 100, "watch: watched orders paid per `second`, each replaced by a new one")
 	asJSON := fs.Bool("json", false, "print the summary as JSON")
 	failOnError := fs.Bool("fail-on-error", false, "exit 1 if any call failed (for scripts and CI)")
 	fs.Usage = func() {
@@ -104,17 +108,30 @@ func runBench(ctx context.Context, args []string, out, progress io.Writer) error
 		Health:   grpchealth.NewClient(loms.HTTP, loms.BaseURL, loms.Options...),
 		SKUs:     skuList,
 	}
-	sc, err := loadgen.NewScenario(*scenario, target, loadgen.ScenarioConfig{Items: *items, Settle: *settle})
-	if err != nil {
-		return fmt.Errorf("bench: %w", err)
+	var sum *loadgen.Summary
+	primary := ""
+	if *scenario == "watch" {
+		primary = "WatchOrder change"
+		sum, err = loadgen.RunWatch(ctx, target, loadgen.WatchOptions{
+			Streams: *streams, Rate: *rate, Concurrency: *concurrency, Duration: opts.Duration, Warmup: opts.Warmup,
+			RSS:      func(ctx context.Context) (int64, error) { return serverRSS(ctx, loms) },
+			Progress: progress, ProgressEvery: time.Second,
+		})
+	} else {
+		var sc loadgen.Scenario
+		sc, err = loadgen.NewScenario(*scenario, target, loadgen.ScenarioConfig{Items: *items, Settle: *settle})
+		if err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
+		primary = sc.Primary
+		sum, err = loadgen.Run(ctx, sc, opts)
 	}
-	sum, err := loadgen.Run(ctx, sc, opts)
 	if err != nil {
 		return fmt.Errorf("bench: %w", err)
 	}
 	sum.Protocol = *protocol
 	sum.Target = loms.BaseURL
-	if sc.Primary == "ListCart" || sc.Primary == "Purchase" {
+	if primary == "ListCart" || primary == "Purchase" {
 		sum.Target = checkout.BaseURL
 	}
 	if *asJSON {
@@ -125,13 +142,48 @@ func runBench(ctx context.Context, args []string, out, progress io.Writer) error
 	if err != nil {
 		return err
 	}
-	if primary := sum.RPC(sc.Primary); primary.OK == 0 {
-		return fmt.Errorf("bench: no %s call succeeded (%d failed)", sc.Primary, primary.Errors)
+	if p := sum.RPC(primary); p.OK == 0 {
+		return fmt.Errorf("bench: no %s call succeeded (%d failed)", primary, p.Errors)
+	}
+	if sum.Watch != nil && *failOnError && sum.Watch.Lost > 0 {
+		return fmt.Errorf("bench: %d changes never reached their watcher", sum.Watch.Lost)
 	}
 	if n := sum.Errors(); *failOnError && n > 0 {
 		return fmt.Errorf("bench: %d calls failed", n)
 	}
 	return nil
+}
+
+// serverRSS reads the resident memory of the process serving dep from its
+// /metrics page.
+func serverRSS(ctx context.Context, dep *rpcclient.Dependency) (int64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, dep.BaseURL+"/metrics", nil)
+	if err != nil {
+		return 0, err
+	}
+	res, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("GET /metrics: %s", res.Status)
+	}
+	sc := bufio.NewScanner(res.Body)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "process_resident_memory_bytes "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				return 0, fmt.Errorf("process_resident_memory_bytes %q: %w", v, err)
+			}
+			return int64(f), nil
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return 0, err
+	}
+	return 0, errors.New("/metrics has no process_resident_memory_bytes")
 }
 
 // parseSKUs reads -skus: "catalog", a range "1-10000" or a list "1,2,3".

@@ -140,6 +140,27 @@ func TestBenchAgainstDev(t *testing.T) {
 		}
 	}
 
+	// watch holds streams open and pays some of their orders: each payment
+	// reaches its watcher, over every protocol, and the server's memory is
+	// read.
+	for _, protocol := range []string{"grpc", "connect", "grpc-web"} {
+		t.Run(protocol+"/watch", func(t *testing.T) {
+			sum := bench(t, "-addr", base, "-protocol", protocol, "-scenario", "watch", "-streams", "30", "-rate", "20",
+				"-d", "2s", "-warmup", "0", "-c", "4", "-fail-on-error")
+			f := sum.Watch
+			if sum.Scenario != "watch" || f == nil || f.Streams != 30 || f.Lost != 0 || f.RSSOpenMiB <= 0 || f.RSSBeforeMiB <= 0 {
+				t.Fatalf("summary %+v, figures %+v", sum, f)
+			}
+			heard, paid := sum.RPC("WatchOrder change"), sum.RPC("OrderPayed")
+			if heard.OK == 0 || heard.OK != paid.OK || heard.Latency.P99 <= 0 {
+				t.Errorf("%d changes heard of %d paid: %+v", heard.OK, paid.OK, heard)
+			}
+			if open := sum.RPC("WatchOrder opening"); open.OK != 30 || open.Errors != 0 {
+				t.Errorf("opening: %+v, want 30 streams", open)
+			}
+		})
+	}
+
 	// A duration run with a warm-up measures a window that long. The window
 	// is long enough for calls to end in it on a busy machine (calls cut
 	// off by its end are not counted).

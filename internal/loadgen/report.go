@@ -24,6 +24,8 @@ type Summary struct {
 	Primary string       `json:"primary_rpc"`
 	RPS     float64      `json:"rps"`
 	RPCs    []RPCSummary `json:"rpcs"`
+	// Watch holds the watch scenario's own figures.
+	Watch *WatchFigures `json:"watch,omitempty"`
 }
 
 // RPCSummary is one RPC method's figures.
@@ -99,6 +101,13 @@ func (s *Summary) WriteText(w io.Writer) error {
 	for _, r := range s.RPCs {
 		for _, code := range slices.Sorted(maps.Keys(r.ErrorsByCode)) {
 			fmt.Fprintf(w, "  %s failed with %s: %d\n", r.RPC, code, r.ErrorsByCode[code])
+		}
+	}
+	if f := s.Watch; f != nil {
+		fmt.Fprintf(w, "\n%d streams held open; %d changes never heard by their watcher\n", f.Streams, f.Lost)
+		if f.RSSOpenMiB > 0 {
+			fmt.Fprintf(w, "server memory (RSS): %.1f MiB before, %.1f MiB once the streams were open, %.1f MiB at the end: %+.1f MiB, %.0f bytes a stream\n",
+				f.RSSBeforeMiB, f.RSSOpenMiB, f.RSSEndMiB, f.RSSEndMiB-f.RSSBeforeMiB, f.BytesPerStream)
 		}
 	}
 	return nil

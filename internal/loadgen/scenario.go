@@ -54,6 +54,8 @@ var Scenarios = []struct{ Name, About string }{
 		"a sold-out (FAILED) order is a successful call: give the sku stock that outlasts the run"},
 	{"list-cart", "Checkout ListCart of a cart of -items skus filled before the run"},
 	{"journey", "Checkout AddToCart of -items skus, ListCart, Purchase, then LOMS OrderPayed"},
+	{"watch", "LOMS WatchOrder: -streams streams held open, one new order each, and -rate of them paid a second " +
+		"(each replaced by a new one); the time from each change to its watcher's message, and the server's memory (RSS)"},
 }
 
 // NewScenario returns the named scenario against t.
