@@ -4,8 +4,9 @@
 // pulls in none of the server's dependencies.
 //
 // It walks one order through its life: it prints the stock of a SKU, puts the
-// SKU in a user's cart, buys the cart, pays for the order and checks that LOMS
-// reports the order as payed.
+// SKU in a user's cart, buys the cart, watches the order (LOMS streams each
+// status change as it is committed), pays for it, and waits until the stream
+// says PAYED and ends; LOMS's ListOrder then agrees.
 //
 // Start the server with `go run ./cmd/minizon dev` in the repository root,
 // then, in this directory:
@@ -120,12 +121,40 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 		return fmt.Errorf("order %d is %s, not awaiting payment (out of stock?)", id, bought.GetStatus())
 	}
 
-	// 4. Pay for it.
+	// 4. Watch the order: a server stream whose first message is the
+	// current status, then one message per change, until a final status.
+	stream, err := loms.WatchOrder(ctx, &lomsv1.WatchOrderRequest{OrderId: id})
+	if err != nil {
+		return fmt.Errorf("LomsService.WatchOrder: %w", err)
+	}
+	defer stream.Close()
+	if !stream.Receive() {
+		return fmt.Errorf("LomsService.WatchOrder: the stream ended before its first message: %w", stream.Err())
+	}
+	first := stream.Msg()
+	fmt.Fprintf(out, "watching order %d: %s, pay by %s\n", id, first.GetStatus(), first.GetPayBy().AsTime().Local().Format(time.TimeOnly))
+
+	// 5. Pay for it; the stream tells of the payment and ends.
 	if _, err := loms.OrderPayed(ctx, &lomsv1.OrderPayedRequest{OrderId: id}); err != nil {
 		return fmt.Errorf("LomsService.OrderPayed: %w", err)
 	}
+	last := first
+	for stream.Receive() {
+		// While nothing changes, LOMS repeats the last status now and then
+		// as a keep-alive: only a new status is news.
+		if m := stream.Msg(); m.GetStatus() != last.GetStatus() {
+			fmt.Fprintf(out, "order %d is now %s (changed at %s)\n", id, m.GetStatus(), m.GetChangedAt().AsTime().Local().Format(time.TimeOnly))
+			last = m
+		}
+	}
+	if err := stream.Err(); err != nil {
+		return fmt.Errorf("LomsService.WatchOrder: %w", err)
+	}
+	if last.GetStatus() != lomsv1.OrderStatus_ORDER_STATUS_PAYED {
+		return fmt.Errorf("the watch of order %d ended at %s, want %s", id, last.GetStatus(), lomsv1.OrderStatus_ORDER_STATUS_PAYED)
+	}
 
-	// 5. Read the order back and check that the payment took.
+	// 6. Read the order back: LOMS agrees.
 	order, err := loms.ListOrder(ctx, &lomsv1.ListOrderRequest{OrderId: id})
 	if err != nil {
 		return fmt.Errorf("LomsService.ListOrder: %w", err)
