@@ -25,6 +25,16 @@ func Open(ctx context.Context, service, url string) (*pgxpool.Pool, error) {
 	if err := migrate.Up(ctx, url, service); err != nil {
 		return nil, fmt.Errorf("%s database: %w", service, err)
 	}
+	return open(ctx, service, url)
+}
+
+// OpenReplica opens a pool on url, a read-only standby of the service's
+// database, whose schema the primary's migrations bring.
+func OpenReplica(ctx context.Context, service, url string) (*pgxpool.Pool, error) {
+	return open(ctx, service+" read replica", url)
+}
+
+func open(ctx context.Context, service, url string) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("%s database URL: %w", service, err)

@@ -942,6 +942,7 @@ func TestInfraError(t *testing.T) {
 		{"connection closed mid-reply", fmt.Errorf("create order: COMMIT: %w", io.ErrUnexpectedEOF), connect.CodeUnavailable, "database is unavailable", "unexpected EOF"},
 		{"postgres shutting down", &pgconn.PgError{Code: "57P01", Message: "terminating connection due to administrator command"}, connect.CodeUnavailable, "database is unavailable", "57P01"},
 		{"postgres connection exception", &pgconn.PgError{Code: "08006", Message: "connection failure"}, connect.CodeUnavailable, "database is unavailable", "08006"},
+		{"a write on a standby mid-failover", &pgconn.PgError{Code: "25006", Message: "cannot execute UPDATE in a read-only transaction"}, connect.CodeUnavailable, "database is unavailable", "25006"},
 		{"postgres constraint violation", &pgconn.PgError{Code: "23505", Message: "duplicate key value violates unique constraint"}, connect.CodeInternal, "internal error", "duplicate key"},
 		{"plain error", errors.New("boom"), connect.CodeInternal, "internal error", "boom"},
 		{"malformed postgres code", &pgconn.PgError{Code: "0", Message: "odd server"}, connect.CodeInternal, "internal error", "odd server"},

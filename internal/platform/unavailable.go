@@ -19,9 +19,11 @@ func isUnavailable(err error) bool {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
 		// Class 08: connection exception; 57P0x: admin/crash shutdown,
-		// cannot connect now; 53300: too many connections.
+		// cannot connect now; 53300: too many connections; 25006: a write
+		// reached a server that is (still, or again) a read-only standby,
+		// as in a failover: the next connection finds the new primary.
 		return strings.HasPrefix(pgErr.Code, "08") || pgErr.Code == "57P01" || pgErr.Code == "57P02" ||
-			pgErr.Code == "57P03" || pgErr.Code == "53300"
+			pgErr.Code == "57P03" || pgErr.Code == "53300" || pgErr.Code == "25006"
 	}
 	var connErr *pgconn.ConnectError
 	if errors.As(err, &connErr) {

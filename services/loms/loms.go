@@ -28,8 +28,12 @@ import (
 
 // Config is LOMS's configuration.
 type Config struct {
-	// DatabaseURL is LOMS's own database (DATABASE_URL).
+	// DatabaseURL is LOMS's own database (DATABASE_URL). Several hosts with
+	// target_session_attrs=read-write follow a primary that fails over.
 	DatabaseURL string
+	// ReadURL, if set, is a standby of it that serves Stocks and
+	// ListOrders (LOMS_READ_URL); see store.Store.ReadFrom.
+	ReadURL string
 	// KafkaBrokers are the seed brokers (KAFKA_BROKERS, comma-separated).
 	KafkaBrokers []string
 	// PaymentTimeout is the payment window (LOMS_PAYMENT_TIMEOUT).
@@ -69,6 +73,7 @@ const DefaultBatchFlights = 1
 func ReadConfig(env *envconf.Reader) Config {
 	cfg := Config{
 		DatabaseURL:    env.String("DATABASE_URL", ""),
+		ReadURL:        env.String("LOMS_READ_URL", ""),
 		KafkaBrokers:   env.List("KAFKA_BROKERS", nil),
 		PaymentTimeout: env.Duration("LOMS_PAYMENT_TIMEOUT", DefaultPaymentTimeout),
 		SeedDemo:       env.Bool("MINIZON_SEED", false),
@@ -116,6 +121,7 @@ type App struct {
 	cfg    Config
 	log    *slog.Logger
 	pool   *pgxpool.Pool
+	reads  *pgxpool.Pool // nil without LOMS_READ_URL
 	kafka  *kgo.Client
 	store  *store.Store
 	orders *order.Service
@@ -147,11 +153,27 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger, tel *telemetry.Tele
 		return nil, fmt.Errorf("kafka client: %w", err)
 	}
 	st := store.New(pool, wire.EncodeEvent, time.Now)
+	var reads *pgxpool.Pool
+	if cfg.ReadURL != "" {
+		// A standby is read-only: no migrations; the primary's reach it.
+		if reads, err = pgpool.OpenReplica(ctx, "loms", cfg.ReadURL); err != nil {
+			pool.Close()
+			kafka.Close()
+			return nil, err
+		}
+		st.ReadFrom(reads)
+	}
+	closeAll := func() {
+		pool.Close()
+		kafka.Close()
+		if reads != nil {
+			reads.Close()
+		}
+	}
 	if cfg.SeedDemo {
 		n, err := st.SeedStocks(ctx, demoStocks())
 		if err != nil {
-			pool.Close()
-			kafka.Close()
+			closeAll()
 			return nil, err
 		}
 		log.Info("seeded demo stock", "skus", seed.CatalogSize, "new_rows", n)
@@ -160,14 +182,14 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger, tel *telemetry.Tele
 	watchers := watch.NewHub(st, st, cfg.Watch, log)
 	if err := errors.Join(tel.Metrics.Register(outbox.NewMetrics(st)), tel.Metrics.Register(batcher.Metrics()),
 		tel.Metrics.Register(watchers.Metrics())); err != nil {
-		pool.Close()
-		kafka.Close()
+		closeAll()
 		return nil, fmt.Errorf("register LOMS metrics: %w", err)
 	}
 	return &App{
 		cfg:      cfg,
 		log:      log,
 		pool:     pool,
+		reads:    reads,
 		kafka:    kafka,
 		store:    st,
 		orders:   order.NewService(batcher, cfg.PaymentTimeout, time.Now),
@@ -213,6 +235,9 @@ func (a *App) Close(ctx context.Context) {
 	}
 	a.kafka.Close()
 	a.pool.Close()
+	if a.reads != nil {
+		a.reads.Close()
+	}
 }
 
 // sweep cancels orders whose payment window has passed, until ctx is done.

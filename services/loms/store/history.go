@@ -23,7 +23,7 @@ func (s *Store) ListByUser(ctx context.Context, user, before int64, max int) ([]
 		rows  []db.ListUserOrdersRow
 		items []db.OrderItem
 	)
-	err := s.withConn(ctx, func(conn *pgx.Conn) error {
+	err := s.readConn(ctx, func(conn *pgx.Conn) error {
 		b := &pgx.Batch{}
 		b.Queue("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
 		rowsIn(b, &rows, "list user orders", db.ListUserOrders, user, before, int32(max))

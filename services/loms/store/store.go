@@ -4,10 +4,13 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/minizon/minizon/services/loms/order"
@@ -25,7 +28,10 @@ type Encoder func(order.Event) ([]byte, error)
 // Store is the Postgres implementation of order.Repository and
 // outbox.Source.
 type Store struct {
-	pool   *pgxpool.Pool
+	pool *pgxpool.Pool
+	// reads serves Available and ListByUser when set: a standby, whose
+	// lag those reads can afford.
+	reads  *pgxpool.Pool
 	encode Encoder
 	now    func() time.Time
 }
@@ -47,12 +53,52 @@ var (
 // seeing what committed before it.
 const beginTx = "BEGIN ISOLATION LEVEL READ COMMITTED"
 
+// ReadFrom makes Available (Stocks) and ListByUser (ListOrders) read from
+// replica, a standby that may lag the primary by a moment, and from the
+// primary whenever the replica cannot be reached or cancels the read. No
+// other method reads from it: what a write decides on is read on the
+// primary, in its transaction.
+func (s *Store) ReadFrom(replica *pgxpool.Pool) { s.reads = replica }
+
+// readConn runs fn on a connection of the replica, if there is one, or of
+// the primary, which also takes over a read the replica could not serve.
+func (s *Store) readConn(ctx context.Context, fn func(*pgx.Conn) error) error {
+	if s.reads == nil {
+		return s.withConn(ctx, fn)
+	}
+	err := withConnOn(ctx, s.reads, fn)
+	if err != nil && ctx.Err() == nil && replicaUnusable(err) {
+		return s.withConn(ctx, fn)
+	}
+	return err
+}
+
+// replicaUnusable tells whether a read failed for the replica's sake, not
+// the query's: it could not be reached, dropped the connection before
+// anything was sent, is starting up, or cancelled the read in a conflict
+// with replaying the primary's changes.
+func replicaUnusable(err error) bool {
+	var connErr *pgconn.ConnectError
+	if errors.As(err, &connErr) || pgconn.SafeToRetry(err) {
+		return true
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return strings.HasPrefix(pgErr.Code, "08") || pgErr.Code == "57P03" || pgErr.Code == "40001"
+	}
+	return false
+}
+
 // withConn runs fn on one pooled connection. A transaction that fn leaves
 // open, because it failed or found nothing to do, is rolled back before the
 // connection goes back to the pool; if even that fails, the pool drops the
 // connection.
 func (s *Store) withConn(ctx context.Context, fn func(*pgx.Conn) error) error {
-	c, err := s.pool.Acquire(ctx)
+	return withConnOn(ctx, s.pool, fn)
+}
+
+func withConnOn(ctx context.Context, pool *pgxpool.Pool, fn func(*pgx.Conn) error) error {
+	c, err := pool.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("acquire connection: %w", err)
 	}
@@ -70,7 +116,12 @@ func (s *Store) withConn(ctx context.Context, fn func(*pgx.Conn) error) error {
 
 // Available implements order.Repository.
 func (s *Store) Available(ctx context.Context, sku uint32) ([]order.Availability, error) {
-	rows, err := db.New(s.pool).ListAvailableStocks(ctx, int64(sku))
+	var rows []db.ListAvailableStocksRow
+	err := s.readConn(ctx, func(conn *pgx.Conn) error {
+		var err error
+		rows, err = db.New(conn).ListAvailableStocks(ctx, int64(sku))
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("list stocks: %w", err)
 	}
