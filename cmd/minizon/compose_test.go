@@ -24,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/minizon/minizon/internal/envconf"
@@ -190,6 +191,12 @@ func (d *dependsOn) UnmarshalYAML(n *yaml.Node) error {
 // `docker compose up` resolves them in a shell that sets none of them.
 func loadCompose(t *testing.T) *composeFile {
 	t.Helper()
+	return loadComposeWith(t, nil)
+}
+
+// loadComposeWith is loadCompose in a shell that sets vars.
+func loadComposeWith(t *testing.T, vars map[string]string) *composeFile {
+	t.Helper()
 	raw, err := os.ReadFile(filepath.Join(repoRoot, "compose.yaml"))
 	if err != nil {
 		t.Fatal(err)
@@ -198,7 +205,7 @@ func loadCompose(t *testing.T) *composeFile {
 	if err := yaml.Unmarshal(raw, &doc); err != nil {
 		t.Fatalf("parse compose.yaml: %v", err)
 	}
-	for _, err := range interpolateNode(&doc, "") {
+	for _, err := range interpolateNode(&doc, "", vars) {
 		t.Errorf("compose.yaml: %v", err)
 	}
 	var cf composeFile
@@ -211,23 +218,23 @@ func loadCompose(t *testing.T) *composeFile {
 // interpolateNode resolves the variables in every value under n in place,
 // as Compose does before it reads the file. Aliases are skipped: their
 // anchor is resolved where it is defined.
-func interpolateNode(n *yaml.Node, path string) []error {
+func interpolateNode(n *yaml.Node, path string, vars map[string]string) []error {
 	var errs []error
 	switch n.Kind {
 	case yaml.DocumentNode:
 		for _, c := range n.Content {
-			errs = append(errs, interpolateNode(c, path)...)
+			errs = append(errs, interpolateNode(c, path, vars)...)
 		}
 	case yaml.MappingNode:
 		for i := 0; i+1 < len(n.Content); i += 2 {
-			errs = append(errs, interpolateNode(n.Content[i+1], path+"."+n.Content[i].Value)...)
+			errs = append(errs, interpolateNode(n.Content[i+1], path+"."+n.Content[i].Value, vars)...)
 		}
 	case yaml.SequenceNode:
 		for i, c := range n.Content {
-			errs = append(errs, interpolateNode(c, fmt.Sprintf("%s[%d]", path, i))...)
+			errs = append(errs, interpolateNode(c, fmt.Sprintf("%s[%d]", path, i), vars)...)
 		}
 	case yaml.ScalarNode:
-		v, err := interpolate(n.Value)
+		v, err := interpolateWith(n.Value, vars)
 		if err != nil {
 			return []error{fmt.Errorf("%s: %w", strings.TrimPrefix(path, "."), err)}
 		}
@@ -242,7 +249,10 @@ var interpolationRE = regexp.MustCompile(`^([A-Za-z_][A-Za-z0-9_]*)(:?[-+?])?(.*
 // none of the variables. Every variable must have a default (${VAR:-x},
 // possibly empty), so that a bare `docker compose up` needs nothing set and
 // warns about nothing; "$$" is a literal "$".
-func interpolate(s string) (string, error) {
+func interpolate(s string) (string, error) { return interpolateWith(s, nil) }
+
+// interpolateWith is interpolate in a shell that sets vars.
+func interpolateWith(s string, vars map[string]string) (string, error) {
 	var b strings.Builder
 	for i := 0; i < len(s); i++ {
 		if s[i] != '$' {
@@ -271,6 +281,14 @@ func interpolate(s string) (string, error) {
 		m := interpolationRE.FindStringSubmatch(expr)
 		if m == nil || strings.Contains(m[3], "$") {
 			return "", fmt.Errorf("${%s}: not a variable this test can resolve", expr)
+		}
+		if v, ok := vars[m[1]]; ok && (v != "" || !strings.HasPrefix(m[2], ":")) {
+			if !strings.Contains(m[2], "+") {
+				b.WriteString(v)
+			} else {
+				b.WriteString(m[3])
+			}
+			continue
 		}
 		switch name, op, arg := m[1], m[2], m[3]; op {
 		case ":-", "-":
@@ -928,5 +946,66 @@ func TestDockerfile(t *testing.T) {
 	_, problems := loadDockerfile(t)
 	for _, p := range problems {
 		t.Error("Dockerfile: " + p)
+	}
+}
+
+// TestComposeHAProfile: the profile ha adds a standby of postgres, copied
+// with pg_basebackup and kept by streaming replication, which the primary
+// allows; set as README.md says, every service's DATABASE_URL names both
+// servers and asks for the writable one, and LOMS reads from the standby.
+func TestComposeHAProfile(t *testing.T) {
+	t.Parallel()
+	const readURL = "postgres://minizon:minizon@postgres-standby:5432/loms?sslmode=disable"
+	cf := loadComposeWith(t, map[string]string{
+		"MINIZON_PG_HOSTS": "postgres:5432,postgres-standby:5432",
+		"LOMS_READ_URL":    readURL,
+	})
+	standby, ok := cf.Services["postgres-standby"]
+	if !ok {
+		t.Fatal("compose.yaml has no service postgres-standby")
+	}
+	if !slices.Equal(standby.Profiles, []string{"ha"}) {
+		t.Errorf("postgres-standby: profiles %q, want only ha (a bare `docker compose up` runs no standby)", standby.Profiles)
+	}
+	if standby.Image != cf.Services["postgres"].Image {
+		t.Errorf("postgres-standby: image %q, want the primary's %q (a physical copy needs the same major version)",
+			standby.Image, cf.Services["postgres"].Image)
+	}
+	script := strings.Join(slices.Concat(standby.Entrypoint, standby.Command), " ")
+	for _, want := range []string{"pg_basebackup -h postgres", "-R", "primary_conninfo", "exec postgres"} {
+		if !strings.Contains(script, want) {
+			t.Errorf("postgres-standby's command lacks %q:\n%s", want, script)
+		}
+	}
+	if standby.Healthcheck == nil || len(standby.Healthcheck.Test) == 0 {
+		t.Error("postgres-standby has no healthcheck")
+	}
+	if standby.DependsOn["postgres"] != "service_healthy" {
+		t.Errorf("postgres-standby depends on %v, want postgres healthy (the copy is taken from it)", standby.DependsOn)
+	}
+	hba, err := os.ReadFile(filepath.Join(repoRoot, "deploy/postgres/20-replication.sh"))
+	if err != nil || !strings.Contains(string(hba), "host replication") || !strings.Contains(string(hba), "pg_hba.conf") {
+		t.Errorf("deploy/postgres does not allow replication connections: %v", err)
+	}
+	for _, s := range composedServices {
+		vars := serviceEnv(cf.Services[s.name])
+		cfg, err := pgconn.ParseConfig(vars["DATABASE_URL"])
+		if err != nil {
+			t.Errorf("service %s: DATABASE_URL: %v", s.name, err)
+			continue
+		}
+		hosts := []string{cfg.Host}
+		for _, fb := range cfg.Fallbacks {
+			if !slices.Contains(hosts, fb.Host) {
+				hosts = append(hosts, fb.Host)
+			}
+		}
+		if !slices.Equal(hosts, []string{"postgres", "postgres-standby"}) || cfg.ValidateConnect == nil {
+			t.Errorf("service %s: DATABASE_URL reaches %q (checking for a writable server: %v), want both servers, the writable one",
+				s.name, hosts, cfg.ValidateConnect != nil)
+		}
+	}
+	if got := serviceEnv(cf.Services["loms"])["LOMS_READ_URL"]; got != readURL {
+		t.Errorf("loms: LOMS_READ_URL %q, want %q", got, readURL)
 	}
 }
