@@ -203,7 +203,7 @@ func (d *Dependency) Error(ctx context.Context, err error) error {
 	if err == nil {
 		return nil
 	}
-	if ctx.Err() != nil || callersDeadlineDue(ctx, err) {
+	if ctx.Err() != nil || DeadlineDue(ctx, err) {
 		// The caller's own deadline passed or it went away.
 		if ctx.Err() == nil || errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			return connect.NewError(connect.CodeDeadlineExceeded,
@@ -231,10 +231,10 @@ func (d *Dependency) Error(ctx context.Context, err error) error {
 // down, and the server counts it from the call's arrival.
 const timeoutRounding = 2 * time.Millisecond
 
-// callersDeadlineDue tells whether err is the dependency's deadline_exceeded
-// for the caller's own deadline, answered a moment before the caller's timer
-// fired: the server's copy of a deadline may run out first, by the rounding.
-func callersDeadlineDue(ctx context.Context, err error) bool {
+// DeadlineDue tells whether err is a deadline_exceeded for ctx's own
+// deadline, even if ctx's timer has not fired yet: a server's copy of the
+// deadline may run out first, by the rounding, and answer before it.
+func DeadlineDue(ctx context.Context, err error) bool {
 	dl, ok := ctx.Deadline()
 	return ok && connect.CodeOf(err) == connect.CodeDeadlineExceeded && time.Until(dl) < timeoutRounding
 }

@@ -140,7 +140,7 @@ func (c *Client) Product(ctx context.Context, sku uint32) (cart.Product, error) 
 			}
 			p, err := c.fetch(fctx, sku)
 			var sd *starterDeadlineError
-			if err != nil && fctx.Err() != nil && !errors.As(err, &sd) {
+			if err != nil && (fctx.Err() != nil || rpcclient.DeadlineDue(fctx, err)) && !errors.As(err, &sd) {
 				dl, _ := ctx.Deadline()
 				err = &starterDeadlineError{err: err, deadline: dl}
 			}
