@@ -1,12 +1,15 @@
-package product_test
+package systest_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,10 +17,14 @@ import (
 
 	productpb "github.com/minizon/minizon/gen/route256/product"
 	"github.com/minizon/minizon/gen/route256/product/productconnect"
+	"github.com/minizon/minizon/internal/migrate"
+	"github.com/minizon/minizon/internal/platform"
 	"github.com/minizon/minizon/internal/rpcclient"
+	"github.com/minizon/minizon/internal/rpctest"
 	"github.com/minizon/minizon/internal/seed"
 	"github.com/minizon/minizon/internal/telemetry"
 	"github.com/minizon/minizon/services/checkout/products"
+	"github.com/minizon/minizon/services/product"
 )
 
 // wrongToken is a token no test server accepts, distinctive enough that
@@ -31,7 +38,7 @@ const wrongToken = "wrong-secret-token-5b2f9e71"
 // metadata of an error.
 func TestSecretsTokensNeverReachLogsOrErrors(t *testing.T) {
 	t.Parallel()
-	base, serverLogs := startProduct(t)
+	base, serverLogs := startCatalog(t)
 	clientLogs := &syncBuffer{}
 	clientLog := slog.New(slog.NewJSONHandler(clientLogs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	secrets := []string{tokenA, tokenB, wrongToken}
@@ -74,7 +81,7 @@ func TestSecretsTokensNeverReachLogsOrErrors(t *testing.T) {
 	// tokens that differ from an accepted one in their first byte, last byte
 	// or length: every refusal is the same answer, so the answer tells a
 	// caller nothing about how close a guess came.
-	for name, c := range clients(t, base) {
+	for name, c := range rpctest.Clients(t, base, productconnect.NewProductServiceClient) {
 		var first *connect.Error
 		for _, token := range []string{wrongToken, "x" + tokenA[1:], tokenA[:len(tokenA)-1] + "x",
 			tokenA[:len(tokenA)-1], tokenA + tokenB, strings.Repeat(tokenA, 4096)} {
@@ -123,7 +130,7 @@ func TestSecretsTokensNeverReachLogsOrErrors(t *testing.T) {
 // no token, the offered one included.
 func TestSecretsRefusalOverRawHTTP(t *testing.T) {
 	t.Parallel()
-	base, logs := startProduct(t)
+	base, logs := startCatalog(t)
 	body := `{"token":"` + wrongToken + `","sku":773297411}`
 	for name, req := range map[string]func() (*http.Request, error){
 		"POST": func() (*http.Request, error) {
@@ -168,4 +175,62 @@ func TestSecretsRefusalOverRawHTTP(t *testing.T) {
 			t.Fatalf("the log holds a token:\n%s", logs.String())
 		}
 	}
+}
+
+// The tokens startCatalog's ProductService accepts.
+const (
+	tokenA = "token-a-3f9c"
+	tokenB = "token-b-77e1"
+)
+
+// syncBuffer is a log sink that tests may read while servers write to it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// startCatalog runs the real ProductService with the demo catalog on a
+// fresh database, accepting tokenA and tokenB, on a loopback port, and
+// returns its base URL and log.
+func startCatalog(t *testing.T) (string, *syncBuffer) {
+	t.Helper()
+	logs := &syncBuffer{}
+	log := slog.New(slog.NewJSONHandler(logs, nil))
+	url := pg.NewDatabase(t, "product", func(ctx context.Context, url string) error { return migrate.Up(ctx, url, "product") })
+	ctx, cancel := context.WithCancel(context.Background())
+	app, err := product.Open(ctx, product.Config{DatabaseURL: url, Tokens: []string{tokenA, tokenB}, SeedDemo: true}, log)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	srv := rpctest.NewServer(t, platform.Config{ShutdownTimeout: 5 * time.Second}, log)
+	app.Mount(srv)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		cancel()
+		app.Close()
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("run: %v", err)
+		}
+		app.Close()
+	})
+	return "http://" + ln.Addr().String(), logs
 }

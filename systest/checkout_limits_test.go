@@ -1,4 +1,4 @@
-package checkout_test
+package systest_test
 
 import (
 	"slices"

@@ -1,4 +1,4 @@
-package checkout_test
+package systest_test
 
 // Checkout in front of dependencies that misbehave at the network level: a
 // ProductService slower than PRODUCT_TIMEOUT, or answering some skus and
