@@ -72,13 +72,38 @@ func (c *Client) Items(ctx context.Context, id int64) ([]cart.Item, error) {
 	return out, nil
 }
 
-// Status converts a LOMS status; cart.Status numbers are the enum's.
+// Status converts a LOMS status (the proto enum, the source of truth) by
+// name, never by number; one Checkout does not know is StatusUnknown.
 func Status(s lomsv1.OrderStatus) cart.Status {
-	if s < lomsv1.OrderStatus_ORDER_STATUS_UNSPECIFIED || s > lomsv1.OrderStatus_ORDER_STATUS_CANCELLED {
-		return cart.StatusUnknown
+	switch s {
+	case lomsv1.OrderStatus_ORDER_STATUS_NEW:
+		return cart.StatusNew
+	case lomsv1.OrderStatus_ORDER_STATUS_AWAITING_PAYMENT:
+		return cart.StatusAwaitingPayment
+	case lomsv1.OrderStatus_ORDER_STATUS_FAILED:
+		return cart.StatusFailed
+	case lomsv1.OrderStatus_ORDER_STATUS_PAYED:
+		return cart.StatusPayed
+	case lomsv1.OrderStatus_ORDER_STATUS_CANCELLED:
+		return cart.StatusCancelled
 	}
-	return cart.Status(s)
+	return cart.StatusUnknown
 }
 
-// Wire converts a status back to LOMS's enum.
-func Wire(s cart.Status) lomsv1.OrderStatus { return lomsv1.OrderStatus(s) }
+// Wire converts a status back to LOMS's enum; StatusUnknown is
+// UNSPECIFIED.
+func Wire(s cart.Status) lomsv1.OrderStatus {
+	switch s {
+	case cart.StatusNew:
+		return lomsv1.OrderStatus_ORDER_STATUS_NEW
+	case cart.StatusAwaitingPayment:
+		return lomsv1.OrderStatus_ORDER_STATUS_AWAITING_PAYMENT
+	case cart.StatusFailed:
+		return lomsv1.OrderStatus_ORDER_STATUS_FAILED
+	case cart.StatusPayed:
+		return lomsv1.OrderStatus_ORDER_STATUS_PAYED
+	case cart.StatusCancelled:
+		return lomsv1.OrderStatus_ORDER_STATUS_CANCELLED
+	}
+	return lomsv1.OrderStatus_ORDER_STATUS_UNSPECIFIED
+}

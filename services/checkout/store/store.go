@@ -10,7 +10,9 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	lomsv1 "github.com/minizon/minizon/gen/minizon/loms/v1"
 	"github.com/minizon/minizon/services/checkout/cart"
+	"github.com/minizon/minizon/services/checkout/lomsclient"
 	"github.com/minizon/minizon/services/checkout/store/internal/db"
 )
 
@@ -58,7 +60,7 @@ func (s *Store) Update(ctx context.Context, user int64, fn func(*cart.Cart) erro
 		before := items(rows)
 		c := &cart.Cart{User: user, Items: append([]cart.Item(nil), before...), PurchaseKey: row.PurchaseKey.String}
 		if row.LastOrderID.Valid {
-			c.LastOrder = &cart.Order{ID: row.LastOrderID.Int64, Status: cart.Status(row.LastOrderStatus.Int16)}
+			c.LastOrder = &cart.Order{ID: row.LastOrderID.Int64, Status: statusOf(row.LastOrderStatus.Int16)}
 		}
 		was := purchase(c)
 		if err := fn(c); err != nil {
@@ -79,12 +81,19 @@ func (s *Store) Update(ctx context.Context, user int64, fn func(*cart.Cart) erro
 	})
 }
 
+// statusCode is how an order's status is stored: its number in LOMS's
+// proto enum, the one source of truth, whatever Checkout's own numbering.
+func statusCode(s cart.Status) int16 { return int16(lomsclient.Wire(s)) }
+
+// statusOf reads a stored status.
+func statusOf(code int16) cart.Status { return lomsclient.Status(lomsv1.OrderStatus(code)) }
+
 // purchase is the cart's purchase state as stored.
 func purchase(c *cart.Cart) db.SetPurchaseParams {
 	p := db.SetPurchaseParams{UserID: c.User, PurchaseKey: pgtype.Text{String: c.PurchaseKey, Valid: c.PurchaseKey != ""}}
 	if o := c.LastOrder; o != nil {
 		p.LastOrderID = pgtype.Int8{Int64: o.ID, Valid: true}
-		p.LastOrderStatus = pgtype.Int2{Int16: int16(o.Status), Valid: true}
+		p.LastOrderStatus = pgtype.Int2{Int16: statusCode(o.Status), Valid: true}
 	}
 	return p
 }

@@ -9,9 +9,11 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	lomsv1 "github.com/minizon/minizon/gen/minizon/loms/v1"
 	"github.com/minizon/minizon/internal/migrate"
 	"github.com/minizon/minizon/internal/pgtest"
 	"github.com/minizon/minizon/services/checkout/cart"
+	"github.com/minizon/minizon/services/checkout/lomsclient"
 	"github.com/minizon/minizon/services/checkout/store"
 )
 
@@ -190,5 +192,40 @@ func TestLastOrderIsKept(t *testing.T) {
 	var rows int
 	if err := pool.QueryRow(ctx, "SELECT count(*) FROM carts").Scan(&rows); err != nil || rows != 0 {
 		t.Fatalf("%d cart rows (%v), want none left", rows, err)
+	}
+}
+
+// The stored status is LOMS's enum number, whatever Checkout's own
+// numbering, and every status reads back as itself.
+func TestLastOrderStatusIsStoredAsLOMSNumbers(t *testing.T) {
+	t.Parallel()
+	s, pool := newStore(t)
+	ctx := t.Context()
+	for i, st := range []cart.Status{cart.StatusNew, cart.StatusAwaitingPayment, cart.StatusFailed, cart.StatusPayed, cart.StatusCancelled} {
+		user := int64(100 + i)
+		if err := s.Update(ctx, user, func(c *cart.Cart) error {
+			// A change of the items forgets the last order: add first.
+			if err := c.Add(1, 1, 1); err != nil {
+				return err
+			}
+			c.LastOrder = &cart.Order{ID: user, Status: st}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		var stored int16
+		if err := pool.QueryRow(ctx, "SELECT last_order_status FROM carts WHERE user_id = $1", user).Scan(&stored); err != nil {
+			t.Fatal(err)
+		}
+		if want := lomsclient.Wire(st); lomsv1.OrderStatus(stored) != want || want == lomsv1.OrderStatus_ORDER_STATUS_UNSPECIFIED {
+			t.Errorf("status %v stored as %d, want %s's number", st, stored, want)
+		}
+		var got *cart.Order
+		if err := s.Update(ctx, user, func(c *cart.Cart) error { got = c.LastOrder; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if got == nil || got.Status != st {
+			t.Errorf("status %v read back as %v", st, got)
+		}
 	}
 }

@@ -12,9 +12,24 @@ import (
 	"github.com/minizon/minizon/services/loms/order"
 )
 
-// Status relies on order.Status values equalling the OrderStatus enum
-// numbers; a test keeps the two in step.
-func Status(s order.Status) lomsv1.OrderStatus { return lomsv1.OrderStatus(s) }
+// Status converts a status for the wire, by name: the proto enum is the
+// one source of truth for statuses on the wire and in events, and the
+// domain's numbers are its own. An unknown status is UNSPECIFIED.
+func Status(s order.Status) lomsv1.OrderStatus {
+	switch s {
+	case order.StatusNew:
+		return lomsv1.OrderStatus_ORDER_STATUS_NEW
+	case order.StatusAwaitingPayment:
+		return lomsv1.OrderStatus_ORDER_STATUS_AWAITING_PAYMENT
+	case order.StatusFailed:
+		return lomsv1.OrderStatus_ORDER_STATUS_FAILED
+	case order.StatusPayed:
+		return lomsv1.OrderStatus_ORDER_STATUS_PAYED
+	case order.StatusCancelled:
+		return lomsv1.OrderStatus_ORDER_STATUS_CANCELLED
+	}
+	return lomsv1.OrderStatus_ORDER_STATUS_UNSPECIFIED
+}
 
 // Items converts order items.
 func Items(items []order.Item) []*lomsv1.OrderItem {

@@ -45,7 +45,7 @@ func FuzzEncodeEvent(f *testing.F) {
 			t.Fatalf("decode the encoded event: %v", err)
 		}
 		if got.GetEventId() != e.ID.String() || got.GetOrderId() != e.OrderID || got.GetUser() != e.User ||
-			int64(got.GetStatus()) != int64(status) || int64(got.GetPreviousStatus()) != int64(previous) {
+			got.GetStatus() != wire.Status(e.Status) || got.GetPreviousStatus() != wire.Status(e.Previous) {
 			t.Fatalf("event %+v came back as %v", e, &got)
 		}
 		if ts := got.GetOccurredAt(); ts.GetSeconds() != e.OccurredAt.Unix() || int(ts.GetNanos()) != e.OccurredAt.Nanosecond() {

@@ -13,16 +13,34 @@ import (
 	"github.com/minizon/minizon/services/loms/wire"
 )
 
+// Every status of the proto enum, the one source of truth, is the wire
+// form of exactly one domain status of the same name, and no domain status
+// is lost on the wire.
 func TestStatusEnumMatchesDomain(t *testing.T) {
 	t.Parallel()
+	from := map[lomsv1.OrderStatus]order.Status{}
 	for s := order.StatusNew; s <= order.StatusCancelled; s++ {
-		want := "ORDER_STATUS_" + strings.ToUpper(s.String())
-		if got := wire.Status(s).String(); got != want {
-			t.Fatalf("status %d is %s on the wire, want %s", s, got, want)
+		w := wire.Status(s)
+		if prev, ok := from[w]; ok || w == lomsv1.OrderStatus_ORDER_STATUS_UNSPECIFIED {
+			t.Fatalf("status %s is %s on the wire, as is %s", s, w, prev)
+		}
+		from[w] = s
+	}
+	for n, name := range lomsv1.OrderStatus_name {
+		w := lomsv1.OrderStatus(n)
+		if w == lomsv1.OrderStatus_ORDER_STATUS_UNSPECIFIED {
+			continue
+		}
+		s, ok := from[w]
+		if !ok || "ORDER_STATUS_"+strings.ToUpper(s.String()) != name {
+			t.Errorf("the proto's %s is no domain status's wire form (got %v)", name, s)
 		}
 	}
-	if wire.Status(order.StatusUnspecified) != lomsv1.OrderStatus_ORDER_STATUS_UNSPECIFIED {
-		t.Fatal("unspecified must stay unspecified")
+	if len(from) != len(lomsv1.OrderStatus_name)-1 {
+		t.Errorf("%d domain statuses for the proto's %d", len(from), len(lomsv1.OrderStatus_name)-1)
+	}
+	if wire.Status(order.StatusUnspecified) != lomsv1.OrderStatus_ORDER_STATUS_UNSPECIFIED || wire.Status(order.Status(99)) != lomsv1.OrderStatus_ORDER_STATUS_UNSPECIFIED {
+		t.Fatal("unspecified and unknown statuses must be unspecified on the wire")
 	}
 }
 
