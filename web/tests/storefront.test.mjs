@@ -5,34 +5,8 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { freePort, healthy, launch, outDir, run, shot, start, startDev, watchPage } from "./harness.mjs";
-
-const timeout = 15_000;
-
-/** waitText waits until locator's text matches. */
-async function waitText(locator, text) {
-  await locator.filter({ hasText: text }).first().waitFor({ timeout });
-}
-
-/**
- * withPage runs fn on a new page, then checks that the page never threw or
- * broke its Content-Security-Policy; it closes the page even if fn failed.
- */
-async function withPage(browser, fn) {
-  const page = await browser.context.newPage();
-  const problems = watchPage(page);
-  try {
-    await fn(page);
-    assert.deepEqual(problems, []);
-  } finally {
-    await page.close();
-  }
-}
-
-/** waitCount waits until the cart shows exactly n units of sku. */
-async function waitCount(page, sku, n) {
-  await waitText(page.getByTestId(`count-${sku}`), new RegExp(`^${n}$`));
-}
+import { freePort, healthy, launch, outDir, run, shot, start, startDev } from "./harness.mjs";
+import { buyOne, firstProducts, newestOrder, orderStatus, switchUser, timeout, waitCount, waitText, withPage } from "./page.mjs";
 
 /** stockOf reads a card's "In stock: N". */
 async function stockOf(page, sku) {
@@ -50,51 +24,11 @@ function parseMoney(s) {
   return Number(s.replace(/[^0-9]/g, ""));
 }
 
-/** firstProducts waits for the catalog and returns its first n skus. */
-async function firstProducts(page, n) {
-  const cards = page.locator('[data-testid^="product-"]');
-  await cards.nth(n - 1).waitFor({ timeout });
-  const skus = [];
-  for (let i = 0; i < n; i++) {
-    skus.push(Number((await cards.nth(i).getAttribute("data-testid")).slice("product-".length)));
-  }
-  return skus;
-}
-
 /** productPrice waits for a card's name and price and returns the price. */
 async function productPrice(page, sku) {
   const price = page.getByTestId(`product-${sku}`).locator(".price");
   await waitText(price, /₽/);
   return parseMoney(await price.innerText());
-}
-
-/** switchUser makes the page shop as user, with an empty cart. */
-async function switchUser(page, user) {
-  await page.getByTestId("user-input").fill(String(user));
-  await page.getByTestId("user-switch").click();
-  await waitText(page.getByTestId("cart"), `user ${user}`);
-  await page.getByTestId("cart-empty").waitFor({ timeout });
-}
-
-/** orderId reads the id of the newest order card. */
-async function newestOrder(page) {
-  const card = page.locator('[data-testid^="order-"]').first();
-  await card.waitFor({ timeout });
-  return (await card.getAttribute("data-testid")).slice("order-".length);
-}
-
-/** buyOne puts one unit of sku in the empty cart, purchases it and returns the order id. */
-async function buyOne(page, sku) {
-  await page.getByTestId(`add-${sku}`).click();
-  await waitCount(page, sku, 1);
-  await page.getByTestId("purchase").click();
-  // The cart empties after the new order's card is listed.
-  await page.getByTestId("cart-empty").waitFor({ timeout });
-  return newestOrder(page);
-}
-
-async function orderStatus(page, id, status) {
-  await page.locator(`[data-testid="order-${id}"] [data-status="${status}"]`).waitFor({ timeout });
 }
 
 describe("storefront on minizon dev", () => {
