@@ -11,6 +11,7 @@ import (
 	lomsv1 "github.com/minizon/minizon/gen/minizon/loms/v1"
 	"github.com/minizon/minizon/gen/minizon/loms/v1/lomsv1connect"
 	"github.com/minizon/minizon/internal/platform"
+	"github.com/minizon/minizon/services/loms/store"
 	"github.com/minizon/minizon/services/loms/watch"
 )
 
@@ -343,10 +344,22 @@ func TestWatchOrderSurvivesALostListener(t *testing.T) {
 	id := createOrder(t, c, 17, 5050, 1)
 	w := watchOrder(t, c, id)
 	w.next(t)
-	var cut int
-	if err := e.pool.QueryRow(t.Context(),
-		`SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = current_database() AND query = 'LISTEN loms_order_status'`).Scan(&cut); err != nil || cut != 1 {
-		t.Fatalf("terminated %d listeners (%v), want 1", cut, err)
+	// The listener connects beside the first read; wait for it.
+	deadline := time.Now().Add(settle)
+	for {
+		var cut int
+		if err := e.pool.QueryRow(t.Context(),
+			`SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = current_database() AND application_name = $1`,
+			store.ListenerName).Scan(&cut); err != nil || cut > 1 {
+			t.Fatalf("terminated %d listeners (%v), want 1", cut, err)
+		}
+		if cut == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no listener to cut")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	if _, err := c.OrderPayed(t.Context(), &lomsv1.OrderPayedRequest{OrderId: id}); err != nil {
 		t.Fatal(err)

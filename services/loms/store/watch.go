@@ -18,6 +18,9 @@ import (
 // trigger).
 const OrderStatusChannel = "loms_order_status"
 
+// ListenerName is the application_name of the listening connection.
+const ListenerName = "loms order status listener"
+
 // listenCheck is how long a quiet listening connection waits before it
 // checks that the server is still there: a server that vanished without
 // closing the connection would otherwise leave the listener deaf until TCP
@@ -48,7 +51,10 @@ func (s *Store) States(ctx context.Context, ids []int64) ([]order.State, error) 
 // error that lost the connection: changes committed until the caller
 // listens again are not heard.
 func (s *Store) ListenChanges(ctx context.Context, listening func(), changed func(ids []int64)) error {
-	conn, err := pgx.ConnectConfig(ctx, s.pool.Config().ConnConfig.Copy())
+	cfg := s.pool.Config().ConnConfig.Copy()
+	// Named, so that an operator sees in pg_stat_activity what it is.
+	cfg.RuntimeParams["application_name"] = ListenerName
+	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return ignoreDone(ctx, fmt.Errorf("connect to listen: %w", err))
 	}
