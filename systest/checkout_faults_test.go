@@ -442,13 +442,13 @@ func (r *rig) serveCheckout(t *testing.T, tune func(*checkout.Config)) (string, 
 	if tune != nil {
 		tune(&cfg)
 	}
-	app, err := checkout.Open(t.Context(), cfg, quiet, telemetry.Nop())
+	app, err := checkout.Open(t.Context(), cfg, platform.Deps{Log: quiet, Tel: telemetry.Nop()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(app.Close)
+	t.Cleanup(func() { app.Close(context.Background()) })
 	srv := rpctest.NewServer(t, platform.Config{MaxBodyBytes: 1 << 20}, quiet)
-	app.Mount(srv)
+	srv.MountApp(app)
 	base := "http://" + rpctest.Serve(t, srv.Handler())
 	return base, clients(t, base)["grpc"]
 }

@@ -120,7 +120,7 @@ func startWithAuth(t testing.TB, token string) *system {
 		KafkaBrokers:   []string{"127.0.0.1:1"}, // events wait in the outbox; no relay runs here
 		PaymentTimeout: time.Minute, SweepInterval: time.Second,
 		Outbox: outbox.Config{PollInterval: time.Second, BatchSize: 10, ProduceTimeout: time.Second, Partitions: 1},
-	}, quiet, telemetry.Nop())
+	}, platform.Deps{Log: quiet, Tel: telemetry.Nop()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +135,7 @@ func startWithAuth(t testing.TB, token string) *system {
 		t.Fatal(err)
 	}
 	lsrv := rpctest.NewServer(t, sys.platformConfig(), quiet)
-	lapp.Mount(lsrv)
+	lsrv.MountApp(lapp)
 	sys.lomsAddr = rpctest.Serve(t, f.lomsFaults(lsrv.Handler()))
 
 	sys.prodAddr = startProduct(t, items, f.productFaults)
@@ -154,11 +154,11 @@ func startWithAuth(t testing.TB, token string) *system {
 func startProduct(t testing.TB, items []catalog.Product, wrap func(http.Handler) http.Handler) string {
 	t.Helper()
 	url := pg.NewDatabase(t, "product", func(ctx context.Context, url string) error { return migrate.Up(ctx, url, "product") })
-	app, err := product.Open(t.Context(), product.Config{DatabaseURL: url, Tokens: []string{"testtoken"}}, quiet)
+	app, err := product.Open(t.Context(), product.Config{DatabaseURL: url, Tokens: []string{"testtoken"}}, platform.Deps{Log: quiet, Tel: telemetry.Nop()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(app.Close)
+	t.Cleanup(func() { app.Close(context.Background()) })
 	pool, err := pgxpool.New(t.Context(), url)
 	if err != nil {
 		t.Fatal(err)
@@ -168,7 +168,7 @@ func startProduct(t testing.TB, items []catalog.Product, wrap func(http.Handler)
 		t.Fatal(err)
 	}
 	srv := rpctest.NewServer(t, platform.Config{MaxBodyBytes: 1 << 20}, quiet)
-	app.Mount(srv)
+	srv.MountApp(app)
 	return rpctest.Serve(t, wrap(rpctest.GRPCOnly(srv.Handler())))
 }
 
@@ -190,13 +190,13 @@ func (s *system) startCheckoutWith(t testing.TB, dbURL string, cacheTTL time.Dur
 		Products: products.Config{Token: "testtoken", Concurrency: checkout.DefaultProductConcurrency,
 			CacheTTL: cacheTTL, CacheSize: 1000},
 	}
-	app, err := checkout.Open(t.Context(), cfg, quiet, telemetry.Nop())
+	app, err := checkout.Open(t.Context(), cfg, platform.Deps{Log: quiet, Tel: telemetry.Nop()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(app.Close)
+	t.Cleanup(func() { app.Close(context.Background()) })
 	srv := rpctest.NewServer(t, s.platformConfig(), quiet)
-	app.Mount(srv)
+	srv.MountApp(app)
 	return "http://" + rpctest.Serve(t, srv.Handler())
 }
 

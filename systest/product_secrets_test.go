@@ -210,17 +210,17 @@ func startCatalog(t *testing.T) (string, *syncBuffer) {
 	log := slog.New(slog.NewJSONHandler(logs, nil))
 	url := pg.NewDatabase(t, "product", func(ctx context.Context, url string) error { return migrate.Up(ctx, url, "product") })
 	ctx, cancel := context.WithCancel(context.Background())
-	app, err := product.Open(ctx, product.Config{DatabaseURL: url, Tokens: []string{tokenA, tokenB}, SeedDemo: true}, log)
+	app, err := product.Open(ctx, product.Config{DatabaseURL: url, Tokens: []string{tokenA, tokenB}, SeedDemo: true}, platform.Deps{Log: log, Tel: telemetry.Nop()})
 	if err != nil {
 		cancel()
 		t.Fatal(err)
 	}
 	srv := rpctest.NewServer(t, platform.Config{ShutdownTimeout: 5 * time.Second}, log)
-	app.Mount(srv)
+	srv.MountApp(app)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		cancel()
-		app.Close()
+		app.Close(context.Background())
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
@@ -230,7 +230,7 @@ func startCatalog(t *testing.T) (string, *syncBuffer) {
 		if err := <-done; err != nil {
 			t.Errorf("run: %v", err)
 		}
-		app.Close()
+		app.Close(context.Background())
 	})
 	return "http://" + ln.Addr().String(), logs
 }

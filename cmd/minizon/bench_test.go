@@ -232,7 +232,7 @@ func TestBenchRefusesBadFlags(t *testing.T) {
 		{"negative count", []string{"-n", "-1"}, "negative"},
 		{"no timeout", []string{"-timeout", "0"}, "timeout"},
 		{"bad address", []string{"-addr", "ftp://x"}, "scheme"},
-		{"unknown flag", []string{"-rate", "100"}, "-rate"},
+		{"unknown flag", []string{"-rps", "100"}, "-rps"},
 		{"argument", []string{"stocks"}, `unexpected argument "stocks"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -14,7 +15,6 @@ import (
 	"github.com/minizon/minizon/internal/envconf"
 	"github.com/minizon/minizon/internal/pgcluster"
 	"github.com/minizon/minizon/internal/platform"
-	"github.com/minizon/minizon/internal/telemetry"
 	"github.com/minizon/minizon/services/checkout"
 	"github.com/minizon/minizon/services/loms"
 	"github.com/minizon/minizon/services/notifications"
@@ -61,11 +61,10 @@ const DevToken = "testtoken"
 // KAFKA_BROKERS is set. Checkout reaches LOMS and ProductService over the
 // network like anywhere else, on this same port unless LOMS_ADDR or
 // PRODUCT_ADDR point elsewhere.
-func runDev(ctx context.Context, pcfg platform.Config, cfg devConfig, log *slog.Logger, tel *telemetry.Telemetry,
-	out io.Writer) error {
+func runDev(ctx context.Context, pcfg platform.Config, cfg devConfig, deps platform.Deps, out io.Writer) error {
 	// Take the port first: a second instance fails here, before touching
 	// anything of the first one's.
-	srv, err := platform.NewServer(pcfg, log, tel)
+	srv, err := platform.NewServer(pcfg, deps.Log, deps.Tel)
 	if err != nil {
 		return err
 	}
@@ -74,110 +73,132 @@ func runDev(ctx context.Context, pcfg platform.Config, cfg devConfig, log *slog.
 		return err
 	}
 	defer ln.Close()
-	self := dialAddr(ln.Addr())
-
-	serverURL := cfg.loms.DatabaseURL
-	if serverURL == "" {
-		dir, err := filepath.Abs(filepath.Join(cfg.dev.DataDir, "postgres"))
-		if err != nil {
-			return fmt.Errorf("data dir: %w", err)
-		}
-		cluster, err := pgcluster.Start(ctx, pgcluster.Options{Dir: dir})
-		if err != nil {
-			return fmt.Errorf("embedded postgres: %w", err)
-		}
-		defer func() {
-			if err := cluster.Stop(); err != nil {
-				log.Warn("stop embedded postgres", "error", err.Error())
-			}
-		}()
-		serverURL = cluster.URL("postgres")
-		log.Info("embedded postgres started", "dir", dir, "url", serverURL)
-	}
-	// One server, one database per service.
-	urls := map[string]string{}
-	for _, name := range []string{"loms", "checkout", "product", "notifications"} {
-		if err := pgcluster.CreateDatabase(ctx, serverURL, name, ""); err != nil {
-			return err
-		}
-		if urls[name], err = pgcluster.DatabaseURL(serverURL, name); err != nil {
-			return err
-		}
-	}
-
-	lcfg := cfg.loms
-	lcfg.DatabaseURL = urls["loms"]
-	lcfg.SeedDemo = cfg.dev.Seed
-	if len(lcfg.KafkaBrokers) == 0 {
-		broker, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(cfg.dev.KafkaPort),
-			kfake.AllowAutoTopicCreation(), kfake.DefaultNumPartitions(3))
-		if err != nil {
-			return fmt.Errorf("embedded kafka: %w", err)
-		}
-		defer broker.Close()
-		lcfg.KafkaBrokers = broker.ListenAddrs()
-		log.Info("embedded kafka started", "brokers", lcfg.KafkaBrokers)
-	}
-
-	prcfg := cfg.product
-	prcfg.DatabaseURL = urls["product"]
-	prcfg.SeedDemo = cfg.dev.Seed
-	if len(prcfg.Tokens) == 0 {
-		prcfg.Tokens = []string{DevToken}
-	}
-
-	ccfg := cfg.checkout
-	ccfg.DatabaseURL = urls["checkout"]
-	if ccfg.LOMS.Addr == "" {
-		ccfg.LOMS.Addr = self
-	}
-	if ccfg.Product.Addr == "" {
-		ccfg.Product.Addr = self
-	}
-	if ccfg.Products.Token == "" {
-		ccfg.Products.Token = prcfg.Tokens[0]
-	}
-	// Off unless MINIZON_AUTH_TOKENS is set; then Checkout's calls to the
-	// LOMS beside it carry the first token.
-	if ccfg.LOMS.AuthToken == "" && len(pcfg.AuthTokens) > 0 {
-		ccfg.LOMS.AuthToken = pcfg.AuthTokens[0]
-	}
-
-	ncfg := cfg.notifications
-	ncfg.DatabaseURL = urls["notifications"]
-	ncfg.KafkaBrokers = lcfg.KafkaBrokers
-
-	lapp, err := loms.Open(ctx, lcfg, log, tel)
+	serverURL, stopPostgres, err := devPostgres(ctx, cfg, deps.Log)
 	if err != nil {
 		return err
 	}
-	defer lapp.Close(context.WithoutCancel(ctx))
-	papp, err := product.Open(ctx, prcfg, log)
+	defer stopPostgres()
+	brokers, stopKafka, err := devKafka(cfg, deps.Log)
 	if err != nil {
 		return err
 	}
-	defer papp.Close()
-	capp, err := checkout.Open(ctx, ccfg, log, tel)
+	defer stopKafka()
+	if err := cfg.resolve(ctx, serverURL, brokers, dialAddr(ln.Addr()), pcfg.AuthTokens); err != nil {
+		return err
+	}
+	apps, err := cfg.open(ctx, deps)
+	defer func() {
+		for i := len(apps) - 1; i >= 0; i-- {
+			apps[i].Close(context.WithoutCancel(ctx))
+		}
+	}()
 	if err != nil {
 		return err
 	}
-	defer capp.Close()
-	napp, err := notifications.Open(ctx, ncfg, log, tel)
-	if err != nil {
-		return err
+	var workers []func(context.Context) error
+	for _, app := range apps {
+		srv.MountApp(app)
+		workers = append(workers, app.Workers()...)
 	}
-	defer napp.Close()
-
-	lapp.Mount(srv)
-	papp.Mount(srv)
-	capp.Mount(srv)
 	page, err := web.Storefront()
 	if err != nil {
 		return err
 	}
 	srv.HandleRest(page)
-	printBanner(out, "http://"+ln.Addr().String(), lcfg.KafkaBrokers, serverURL)
-	return srv.Run(ctx, ln, append(lapp.Workers(), napp.Worker())...)
+	printBanner(out, "http://"+ln.Addr().String(), brokers, serverURL)
+	return srv.Run(ctx, ln, workers...)
+}
+
+// devPostgres is the Postgres server of DATABASE_URL, or else a private
+// cluster in the data dir, started here; stop stops what was started.
+func devPostgres(ctx context.Context, cfg devConfig, log *slog.Logger) (serverURL string, stop func(), err error) {
+	if cfg.loms.DatabaseURL != "" {
+		return cfg.loms.DatabaseURL, func() {}, nil
+	}
+	dir, err := filepath.Abs(filepath.Join(cfg.dev.DataDir, "postgres"))
+	if err != nil {
+		return "", nil, fmt.Errorf("data dir: %w", err)
+	}
+	cluster, err := pgcluster.Start(ctx, pgcluster.Options{Dir: dir})
+	if err != nil {
+		return "", nil, fmt.Errorf("embedded postgres: %w", err)
+	}
+	serverURL = cluster.URL("postgres")
+	log.Info("embedded postgres started", "dir", dir, "url", serverURL)
+	return serverURL, func() {
+		if err := cluster.Stop(); err != nil {
+			log.Warn("stop embedded postgres", "error", err.Error())
+		}
+	}, nil
+}
+
+// devKafka is KAFKA_BROKERS, or else an in-process broker started here.
+func devKafka(cfg devConfig, log *slog.Logger) (brokers []string, stop func(), err error) {
+	if len(cfg.loms.KafkaBrokers) > 0 {
+		return cfg.loms.KafkaBrokers, func() {}, nil
+	}
+	broker, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(cfg.dev.KafkaPort),
+		kfake.AllowAutoTopicCreation(), kfake.DefaultNumPartitions(3))
+	if err != nil {
+		return nil, nil, fmt.Errorf("embedded kafka: %w", err)
+	}
+	brokers = broker.ListenAddrs()
+	log.Info("embedded kafka started", "brokers", brokers)
+	return brokers, broker.Close, nil
+}
+
+// resolve fills in what `minizon dev` provides itself: one database per
+// service on serverURL, the brokers, this server's address for Checkout's
+// dependencies, the demo data, ProductService's token and, when auth is on,
+// the token Checkout sends LOMS.
+func (cfg *devConfig) resolve(ctx context.Context, serverURL string, brokers []string, self string, authTokens []string) error {
+	urls := map[string]string{}
+	for _, name := range []string{"loms", "checkout", "product", "notifications"} {
+		if err := pgcluster.CreateDatabase(ctx, serverURL, name, ""); err != nil {
+			return err
+		}
+		var err error
+		if urls[name], err = pgcluster.DatabaseURL(serverURL, name); err != nil {
+			return err
+		}
+	}
+	l, p, c, n := &cfg.loms, &cfg.product, &cfg.checkout, &cfg.notifications
+	l.DatabaseURL, l.KafkaBrokers, l.SeedDemo = urls["loms"], brokers, cfg.dev.Seed
+	p.DatabaseURL, p.SeedDemo = urls["product"], cfg.dev.Seed
+	if len(p.Tokens) == 0 {
+		p.Tokens = []string{DevToken}
+	}
+	c.DatabaseURL = urls["checkout"]
+	c.LOMS.Addr = cmp.Or(c.LOMS.Addr, self)
+	c.Product.Addr = cmp.Or(c.Product.Addr, self)
+	c.Products.Token = cmp.Or(c.Products.Token, p.Tokens[0])
+	// Off unless MINIZON_AUTH_TOKENS is set; then Checkout's calls to the
+	// LOMS beside it carry the first token.
+	if c.LOMS.AuthToken == "" && len(authTokens) > 0 {
+		c.LOMS.AuthToken = authTokens[0]
+	}
+	n.DatabaseURL, n.KafkaBrokers = urls["notifications"], brokers
+	return nil
+}
+
+// open opens every service; the caller closes what it returns, the apps
+// opened before a failure included.
+func (cfg *devConfig) open(ctx context.Context, deps platform.Deps) ([]platform.App, error) {
+	var apps []platform.App
+	opens := []func() (platform.App, error){
+		func() (platform.App, error) { return loms.Open(ctx, cfg.loms, deps) },
+		func() (platform.App, error) { return product.Open(ctx, cfg.product, deps) },
+		func() (platform.App, error) { return checkout.Open(ctx, cfg.checkout, deps) },
+		func() (platform.App, error) { return notifications.Open(ctx, cfg.notifications, deps) },
+	}
+	for _, open := range opens {
+		app, err := open()
+		if err != nil {
+			return apps, err
+		}
+		apps = append(apps, app)
+	}
+	return apps, nil
 }
 
 // dialAddr is the address to reach a listener at from this host: a

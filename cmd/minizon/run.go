@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"strings"
 	"time"
@@ -48,28 +47,28 @@ func runLogging(ctx context.Context, args []string, out, logOut io.Writer) error
 			product:       product.ReadConfig(env),
 			notifications: notifications.ReadConfig(env),
 		}
-		return runService(ctx, env, pcfg, logOut, "dev", nil, func(log *slog.Logger, tel *telemetry.Telemetry) error {
-			return runDev(ctx, pcfg, cfg, log, tel, out)
+		return runService(ctx, env, pcfg, logOut, "dev", nil, func(deps platform.Deps) error {
+			return runDev(ctx, pcfg, cfg, deps, out)
 		})
 	case "loms":
 		cfg := loms.ReadConfig(env)
-		return runService(ctx, env, pcfg, logOut, "loms", cfg.Validate, func(log *slog.Logger, tel *telemetry.Telemetry) error {
-			return loms.Run(ctx, pcfg, cfg, log, tel)
+		return runService(ctx, env, pcfg, logOut, "loms", cfg.Validate, func(deps platform.Deps) error {
+			return loms.Run(ctx, pcfg, cfg, deps)
 		})
 	case "checkout":
 		cfg := checkout.ReadConfig(env)
-		return runService(ctx, env, pcfg, logOut, "checkout", cfg.Validate, func(log *slog.Logger, tel *telemetry.Telemetry) error {
-			return checkout.Run(ctx, pcfg, cfg, log, tel)
+		return runService(ctx, env, pcfg, logOut, "checkout", cfg.Validate, func(deps platform.Deps) error {
+			return checkout.Run(ctx, pcfg, cfg, deps)
 		})
 	case "product":
 		cfg := product.ReadConfig(env)
-		return runService(ctx, env, pcfg, logOut, "product", cfg.Validate, func(log *slog.Logger, tel *telemetry.Telemetry) error {
-			return product.Run(ctx, pcfg, cfg, log, tel)
+		return runService(ctx, env, pcfg, logOut, "product", cfg.Validate, func(deps platform.Deps) error {
+			return product.Run(ctx, pcfg, cfg, deps)
 		})
 	case "notifications":
 		cfg := notifications.ReadConfig(env)
-		return runService(ctx, env, pcfg, logOut, "notifications", cfg.Validate, func(log *slog.Logger, tel *telemetry.Telemetry) error {
-			return notifications.Run(ctx, pcfg, cfg, log, tel)
+		return runService(ctx, env, pcfg, logOut, "notifications", cfg.Validate, func(deps platform.Deps) error {
+			return notifications.Run(ctx, pcfg, cfg, deps)
 		})
 	case "healthcheck":
 		return runHealthcheck(ctx, env, args[1:], out)
@@ -101,7 +100,7 @@ func runProductCommand(ctx context.Context, env *envconf.Reader, args []string, 
 // telemetry set up as configured, exporting the last spans at the end.
 func runService(ctx context.Context, env *envconf.Reader, pcfg platform.Config, logOut io.Writer, name string,
 	validate func() error,
-	run func(*slog.Logger, *telemetry.Telemetry) error) error {
+	run func(platform.Deps) error) error {
 	tcfg := telemetry.ReadConfig(env, name)
 	errs := []error{env.Err(), pcfg.Validate(), tcfg.Validate()}
 	if validate != nil {
@@ -125,5 +124,5 @@ func runService(ctx context.Context, env *envconf.Reader, pcfg platform.Config, 
 	if tcfg.Endpoint != "" {
 		log.Info("exporting traces over OTLP", "endpoint", tcfg.Endpoint, "service", tcfg.ServiceName)
 	}
-	return run(log, tel)
+	return run(platform.Deps{Log: log, Tel: tel})
 }

@@ -298,21 +298,3 @@ func (s *Server) Run(ctx context.Context, ln net.Listener, workers ...func(conte
 	}
 	return err
 }
-
-// RunService runs one service alone, as `minizon <service>` does: a server
-// with what mount adds, listening on the configured address until ctx is
-// done, with the service's workers beside it.
-func RunService(ctx context.Context, cfg Config, log *slog.Logger, tel *telemetry.Telemetry, name string,
-	mount func(*Server), workers ...func(context.Context) error) error {
-	srv, err := NewServer(cfg, log, tel)
-	if err != nil {
-		return err
-	}
-	mount(srv)
-	ln, err := srv.Listen()
-	if err != nil {
-		return err
-	}
-	log.Info(name+" listening", "addr", ln.Addr().String())
-	return srv.Run(ctx, ln, workers...)
-}

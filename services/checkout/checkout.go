@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"time"
 
+	"connectrpc.com/connect"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/minizon/minizon/gen/minizon/checkout/v1/checkoutv1connect"
@@ -15,7 +16,6 @@ import (
 	"github.com/minizon/minizon/internal/pgpool"
 	"github.com/minizon/minizon/internal/platform"
 	"github.com/minizon/minizon/internal/rpcclient"
-	"github.com/minizon/minizon/internal/telemetry"
 	"github.com/minizon/minizon/services/checkout/cart"
 	"github.com/minizon/minizon/services/checkout/lomsclient"
 	"github.com/minizon/minizon/services/checkout/products"
@@ -96,7 +96,8 @@ type App struct {
 
 // Open migrates the database and connects to it. LOMS and ProductService
 // are not called until a request needs them, so they may start later.
-func Open(ctx context.Context, cfg Config, log *slog.Logger, tel *telemetry.Telemetry) (*App, error) {
+func Open(ctx context.Context, cfg Config, deps platform.Deps) (*App, error) {
+	log, tel := deps.Log, deps.Tel
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -126,14 +127,17 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger, tel *telemetry.Tele
 	}, nil
 }
 
-// Mount adds CheckoutService to srv.
-func (a *App) Mount(srv *platform.Server) {
-	path, h := checkoutv1connect.NewCheckoutServiceHandler(NewServer(a.carts, a.log), srv.HandlerOptions()...)
-	srv.Mount(checkoutv1connect.CheckoutServiceName, path, h)
+// Handlers implements platform.App: CheckoutService.
+func (a *App) Handlers(opts []connect.HandlerOption) []platform.Handler {
+	path, h := checkoutv1connect.NewCheckoutServiceHandler(NewServer(a.carts, a.log), opts...)
+	return []platform.Handler{{Service: checkoutv1connect.CheckoutServiceName, Path: path, HTTP: h}}
 }
 
+// Workers implements platform.App: Checkout has none.
+func (a *App) Workers() []func(context.Context) error { return nil }
+
 // Close releases connections and the cache.
-func (a *App) Close() {
+func (a *App) Close(context.Context) {
 	a.products.Close()
 	a.loms.Close()
 	a.product.Close()
@@ -141,11 +145,10 @@ func (a *App) Close() {
 }
 
 // Run runs Checkout alone: `minizon checkout`.
-func Run(ctx context.Context, pcfg platform.Config, cfg Config, log *slog.Logger, tel *telemetry.Telemetry) error {
-	app, err := Open(ctx, cfg, log, tel)
+func Run(ctx context.Context, pcfg platform.Config, cfg Config, deps platform.Deps) error {
+	app, err := Open(ctx, cfg, deps)
 	if err != nil {
 		return err
 	}
-	defer app.Close()
-	return platform.RunService(ctx, pcfg, log, tel, "checkout", app.Mount)
+	return platform.RunApp(ctx, pcfg, deps, "checkout", app)
 }

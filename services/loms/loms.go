@@ -1,5 +1,6 @@
 // Package loms wires LOMS together: configuration, the Postgres pool, the
-// RPC server, the outbox relay and the payment-timeout sweeper.
+// RPC handlers and the workers beside them (the outbox relay, the
+// payment-timeout sweeper and the order watchers' listener).
 package loms
 
 import (
@@ -10,6 +11,7 @@ import (
 	"log/slog"
 	"time"
 
+	"connectrpc.com/connect"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -18,10 +20,10 @@ import (
 	"github.com/minizon/minizon/internal/pgpool"
 	"github.com/minizon/minizon/internal/platform"
 	"github.com/minizon/minizon/internal/seed"
-	"github.com/minizon/minizon/internal/telemetry"
 	"github.com/minizon/minizon/services/loms/order"
 	"github.com/minizon/minizon/services/loms/outbox"
 	"github.com/minizon/minizon/services/loms/store"
+	"github.com/minizon/minizon/services/loms/sweeper"
 	"github.com/minizon/minizon/services/loms/watch"
 	"github.com/minizon/minizon/services/loms/wire"
 )
@@ -120,6 +122,7 @@ func (c Config) Validate() error {
 type App struct {
 	cfg    Config
 	log    *slog.Logger
+	sweep  *sweeper.Sweeper
 	pool   *pgxpool.Pool
 	reads  *pgxpool.Pool // nil without LOMS_READ_URL
 	kafka  *kgo.Client
@@ -133,7 +136,8 @@ type App struct {
 // Open migrates the database, connects to it and, if configured, seeds the
 // demo stock. The broker may be down: events wait in the outbox until it is
 // reachable. The outbox's backlog is reported on tel's registry.
-func Open(ctx context.Context, cfg Config, log *slog.Logger, tel *telemetry.Telemetry) (*App, error) {
+func Open(ctx context.Context, cfg Config, deps platform.Deps) (*App, error) {
+	log, tel := deps.Log, deps.Tel
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -185,30 +189,34 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger, tel *telemetry.Tele
 		closeAll()
 		return nil, fmt.Errorf("register LOMS metrics: %w", err)
 	}
+	orders := order.NewService(batcher, cfg.PaymentTimeout, time.Now)
 	return &App{
 		cfg:      cfg,
 		log:      log,
+		sweep:    sweeper.New(orders, cfg.SweepInterval, log),
 		pool:     pool,
 		reads:    reads,
 		kafka:    kafka,
 		store:    st,
-		orders:   order.NewService(batcher, cfg.PaymentTimeout, time.Now),
+		orders:   orders,
 		relay:    outbox.NewRelay(st, kafka, cfg.Outbox, log),
 		watchers: watchers,
 	}, nil
 }
 
-// Mount adds LomsService to srv.
-func (a *App) Mount(srv *platform.Server) {
-	path, h := lomsv1connect.NewLomsServiceHandler(NewServer(a.orders, a.watchers, a.log), srv.HandlerOptions()...)
-	srv.Mount(lomsv1connect.LomsServiceName, path, h, lomsv1connect.LomsServiceWatchOrderProcedure)
+// Handlers implements platform.App: LomsService, whose WatchOrder streams
+// live long.
+func (a *App) Handlers(opts []connect.HandlerOption) []platform.Handler {
+	path, h := lomsv1connect.NewLomsServiceHandler(NewServer(a.orders, a.watchers, a.log), opts...)
+	return []platform.Handler{{Service: lomsv1connect.LomsServiceName, Path: path, HTTP: h,
+		Streams: []string{lomsv1connect.LomsServiceWatchOrderProcedure}}}
 }
 
 // Workers are the background loops to run beside the server: the outbox
 // relay, the payment-timeout sweeper and the listener that tells order
 // watchers of changes.
 func (a *App) Workers() []func(context.Context) error {
-	return []func(context.Context) error{a.relay.Run, a.sweep, a.watchers.Run}
+	return []func(context.Context) error{a.relay.Run, a.sweep.Run, a.watchers.Run}
 }
 
 // Seed adds stock rows that do not exist yet.
@@ -240,37 +248,11 @@ func (a *App) Close(ctx context.Context) {
 	}
 }
 
-// sweep cancels orders whose payment window has passed, until ctx is done.
-// Any number of replicas may sweep at once.
-func (a *App) sweep(ctx context.Context) error {
-	const batch = 100
-	t := time.NewTicker(a.cfg.SweepInterval)
-	defer t.Stop()
-	for {
-		n, err := a.orders.CancelExpired(ctx, batch)
-		if err != nil && ctx.Err() == nil {
-			a.log.WarnContext(ctx, "sweeper: cancel expired orders", "error", err.Error())
-		}
-		if n > 0 {
-			a.log.InfoContext(ctx, "sweeper: cancelled expired orders", "count", n)
-		}
-		if n == batch {
-			continue
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-	}
-}
-
 // Run runs LOMS alone: `minizon loms`.
-func Run(ctx context.Context, pcfg platform.Config, cfg Config, log *slog.Logger, tel *telemetry.Telemetry) error {
-	app, err := Open(ctx, cfg, log, tel)
+func Run(ctx context.Context, pcfg platform.Config, cfg Config, deps platform.Deps) error {
+	app, err := Open(ctx, cfg, deps)
 	if err != nil {
 		return err
 	}
-	defer app.Close(context.WithoutCancel(ctx))
-	return platform.RunService(ctx, pcfg, log, tel, "loms", app.Mount, app.Workers()...)
+	return platform.RunApp(ctx, pcfg, deps, "loms", app)
 }

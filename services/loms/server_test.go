@@ -116,7 +116,7 @@ func (e env) startReplica(t *testing.T, o replicaOptions, seed bool) (base strin
 		Outbox:         outbox.Config{PollInterval: 50 * time.Millisecond, BatchSize: 100, ProduceTimeout: 10 * time.Second, Partitions: 1},
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	app, err := loms.Open(ctx, cfg, log, telemetry.Nop())
+	app, err := loms.Open(ctx, cfg, platform.Deps{Log: log, Tel: telemetry.Nop()})
 	if err != nil {
 		cancel()
 		t.Fatal(err)
@@ -131,7 +131,7 @@ func (e env) startReplica(t *testing.T, o replicaOptions, seed bool) (base strin
 		}
 	}
 	srv := rpctest.NewServer(t, o.platform, log)
-	app.Mount(srv)
+	srv.MountApp(app)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		cancel()

@@ -2,14 +2,13 @@ package notifications
 
 import (
 	"context"
-	"log/slog"
 	"time"
 
+	"connectrpc.com/connect"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/minizon/minizon/internal/pgpool"
 	"github.com/minizon/minizon/internal/platform"
-	"github.com/minizon/minizon/internal/telemetry"
 	"github.com/minizon/minizon/services/notifications/consumer"
 	"github.com/minizon/minizon/services/notifications/sender"
 	"github.com/minizon/minizon/services/notifications/store"
@@ -34,8 +33,9 @@ type App struct {
 }
 
 // Open migrates the database and connects to it and to Kafka; consuming
-// starts with Worker.
-func Open(ctx context.Context, cfg Config, log *slog.Logger, tel *telemetry.Telemetry) (*App, error) {
+// starts with Workers.
+func Open(ctx context.Context, cfg Config, deps platform.Deps) (*App, error) {
+	log, tel := deps.Log, deps.Tel
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -77,23 +77,28 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger, tel *telemetry.Tele
 // Store is the record of notifications, for reading back.
 func (a *App) Store() *store.Store { return a.store }
 
-// Worker is the consumer loop to run beside the health server.
-func (a *App) Worker() func(context.Context) error { return a.consumer.Run }
+// Handlers implements platform.App: Notifications has no RPC API.
+func (a *App) Handlers([]connect.HandlerOption) []platform.Handler { return nil }
+
+// Workers implements platform.App: the consumer loop, beside the health
+// server.
+func (a *App) Workers() []func(context.Context) error {
+	return []func(context.Context) error{a.consumer.Run}
+}
 
 // Close leaves the consumer group and closes the connections. Call it
-// after the worker stopped.
-func (a *App) Close() {
+// after the workers stopped.
+func (a *App) Close(context.Context) {
 	a.consumer.Close()
 	a.pool.Close()
 }
 
 // Run runs Notifications alone: `minizon notifications`. It has no RPC
 // API; its port serves health checks and /metrics.
-func Run(ctx context.Context, pcfg platform.Config, cfg Config, log *slog.Logger, tel *telemetry.Telemetry) error {
-	app, err := Open(ctx, cfg, log, tel)
+func Run(ctx context.Context, pcfg platform.Config, cfg Config, deps platform.Deps) error {
+	app, err := Open(ctx, cfg, deps)
 	if err != nil {
 		return err
 	}
-	defer app.Close()
-	return platform.RunService(ctx, pcfg, log, tel, "notifications", func(*platform.Server) {}, app.Worker())
+	return platform.RunApp(ctx, pcfg, deps, "notifications", app)
 }

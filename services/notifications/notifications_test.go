@@ -26,6 +26,7 @@ import (
 	lomsv1 "github.com/minizon/minizon/gen/minizon/loms/v1"
 	"github.com/minizon/minizon/internal/migrate"
 	"github.com/minizon/minizon/internal/pgtest"
+	"github.com/minizon/minizon/internal/platform"
 	"github.com/minizon/minizon/internal/telemetry"
 	"github.com/minizon/minizon/services/notifications"
 	"github.com/minizon/minizon/services/notifications/consumer"
@@ -129,13 +130,13 @@ func start(t testing.TB, dbURL string, brokers []string, webhookURL string, tel 
 	app, err := notifications.Open(t.Context(), notifications.Config{
 		DatabaseURL: dbURL, KafkaBrokers: brokers, WebhookURL: webhookURL,
 		WebhookTimeout: 5 * time.Second, WebhookAttempts: 2, RetryBackoffMax: 200 * time.Millisecond,
-	}, quiet, tel)
+	}, platform.Deps{Log: quiet, Tel: tel})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- app.Worker()(ctx) }()
+	go func() { done <- app.Workers()[0](ctx) }()
 	var once sync.Once
 	stop := func() {
 		once.Do(func() {
@@ -143,7 +144,7 @@ func start(t testing.TB, dbURL string, brokers []string, webhookURL string, tel 
 			if err := <-done; err != nil {
 				t.Errorf("consumer: %v", err)
 			}
-			app.Close()
+			app.Close(context.Background())
 		})
 	}
 	t.Cleanup(stop)

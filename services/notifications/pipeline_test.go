@@ -33,7 +33,7 @@ func startLOMS(t *testing.T, brokers []string, tel *telemetry.Telemetry) lomsv1c
 		PaymentTimeout: time.Hour, SweepInterval: time.Second,
 		Outbox: outbox.Config{PollInterval: 20 * time.Millisecond, BatchSize: 500, ProduceTimeout: 5 * time.Second,
 			Partitions: 3},
-	}, quiet, tel)
+	}, platform.Deps{Log: quiet, Tel: tel})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +48,7 @@ func startLOMS(t *testing.T, brokers []string, tel *telemetry.Telemetry) lomsv1c
 	if err != nil {
 		t.Fatal(err)
 	}
-	app.Mount(srv)
+	srv.MountApp(app)
 	addr := rpctest.Serve(t, srv.Handler())
 	ctx, cancel := context.WithCancel(context.Background())
 	var g errgroup.Group

@@ -12,6 +12,7 @@ import (
 	"os"
 	"strings"
 
+	"connectrpc.com/connect"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/minizon/minizon/gen/route256/product/productconnect"
@@ -19,7 +20,6 @@ import (
 	"github.com/minizon/minizon/internal/pgpool"
 	"github.com/minizon/minizon/internal/platform"
 	"github.com/minizon/minizon/internal/seed"
-	"github.com/minizon/minizon/internal/telemetry"
 	"github.com/minizon/minizon/services/product/catalog"
 	"github.com/minizon/minizon/services/product/store"
 )
@@ -74,7 +74,8 @@ type App struct {
 
 // Open migrates the database, connects to it and, if configured, adds the
 // demo catalog.
-func Open(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
+func Open(ctx context.Context, cfg Config, deps platform.Deps) (*App, error) {
+	log := deps.Log
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -105,23 +106,25 @@ func demoProducts() []catalog.Product {
 	return out
 }
 
-// Mount adds ProductService to srv.
-func (a *App) Mount(srv *platform.Server) {
-	path, h := productconnect.NewProductServiceHandler(NewServer(a.products, a.cfg.Tokens, a.log), srv.HandlerOptions()...)
-	srv.Mount(productconnect.ProductServiceName, path, h)
+// Handlers implements platform.App: ProductService.
+func (a *App) Handlers(opts []connect.HandlerOption) []platform.Handler {
+	path, h := productconnect.NewProductServiceHandler(NewServer(a.products, a.cfg.Tokens, a.log), opts...)
+	return []platform.Handler{{Service: productconnect.ProductServiceName, Path: path, HTTP: h}}
 }
 
+// Workers implements platform.App: ProductService has none.
+func (a *App) Workers() []func(context.Context) error { return nil }
+
 // Close closes the database connections. Call it after the server stopped.
-func (a *App) Close() { a.pool.Close() }
+func (a *App) Close(context.Context) { a.pool.Close() }
 
 // Run runs ProductService alone: `minizon product`.
-func Run(ctx context.Context, pcfg platform.Config, cfg Config, log *slog.Logger, tel *telemetry.Telemetry) error {
-	app, err := Open(ctx, cfg, log)
+func Run(ctx context.Context, pcfg platform.Config, cfg Config, deps platform.Deps) error {
+	app, err := Open(ctx, cfg, deps)
 	if err != nil {
 		return err
 	}
-	defer app.Close()
-	return platform.RunService(ctx, pcfg, log, tel, "product", app.Mount)
+	return platform.RunApp(ctx, pcfg, deps, "product", app)
 }
 
 // Import loads the CSV file at path into the catalog of databaseURL:

@@ -25,6 +25,7 @@ import (
 	"github.com/minizon/minizon/internal/platform"
 	"github.com/minizon/minizon/internal/rpctest"
 	"github.com/minizon/minizon/internal/seed"
+	"github.com/minizon/minizon/internal/telemetry"
 	"github.com/minizon/minizon/services/product"
 	"github.com/minizon/minizon/services/product/catalog"
 	"github.com/minizon/minizon/services/product/store"
@@ -74,17 +75,17 @@ func startProduct(t *testing.T) (string, *syncBuffer) {
 	log := slog.New(slog.NewJSONHandler(logs, nil))
 	cfg := product.Config{DatabaseURL: newDatabase(t), Tokens: []string{tokenA, tokenB}, SeedDemo: true}
 	ctx, cancel := context.WithCancel(context.Background())
-	app, err := product.Open(ctx, cfg, log)
+	app, err := product.Open(ctx, cfg, platform.Deps{Log: log, Tel: telemetry.Nop()})
 	if err != nil {
 		cancel()
 		t.Fatal(err)
 	}
 	srv := rpctest.NewServer(t, platform.Config{ShutdownTimeout: 5 * time.Second}, log)
-	app.Mount(srv)
+	srv.MountApp(app)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		cancel()
-		app.Close()
+		app.Close(context.Background())
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
@@ -94,7 +95,7 @@ func startProduct(t *testing.T) (string, *syncBuffer) {
 		if err := <-done; err != nil {
 			t.Errorf("run: %v", err)
 		}
-		app.Close()
+		app.Close(context.Background())
 	})
 	return "http://" + ln.Addr().String(), logs
 }
