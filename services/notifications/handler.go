@@ -3,7 +3,6 @@ package notifications
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
@@ -114,13 +113,23 @@ func decode(value []byte) (notification.Notification, error) {
 	return n, n.Validate()
 }
 
-// status maps ORDER_STATUS_AWAITING_PAYMENT to awaiting_payment; an
-// unknown or unspecified status maps to what Validate rejects.
+// status converts a LOMS status (the proto enum, the source of truth) by
+// name; UNSPECIFIED, or a status from a newer LOMS, is "", which Validate
+// rejects.
 func status(s lomsv1.OrderStatus) notification.Status {
-	if s == lomsv1.OrderStatus_ORDER_STATUS_UNSPECIFIED {
-		return ""
+	switch s {
+	case lomsv1.OrderStatus_ORDER_STATUS_NEW:
+		return notification.StatusNew
+	case lomsv1.OrderStatus_ORDER_STATUS_AWAITING_PAYMENT:
+		return notification.StatusAwaitingPayment
+	case lomsv1.OrderStatus_ORDER_STATUS_FAILED:
+		return notification.StatusFailed
+	case lomsv1.OrderStatus_ORDER_STATUS_PAYED:
+		return notification.StatusPayed
+	case lomsv1.OrderStatus_ORDER_STATUS_CANCELLED:
+		return notification.StatusCancelled
 	}
-	return notification.Status(strings.ToLower(strings.TrimPrefix(s.String(), "ORDER_STATUS_")))
+	return ""
 }
 
 // headerCarrier reads trace context from Kafka record headers.
