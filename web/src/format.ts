@@ -40,6 +40,28 @@ export function isOpen(s: OrderStatus): boolean {
   return s === OrderStatus.NEW || s === OrderStatus.AWAITING_PAYMENT;
 }
 
+/** isFinal says whether an order's status can never change again. */
+export function isFinal(s: OrderStatus): boolean {
+  return s === OrderStatus.PAYED || s === OrderStatus.CANCELLED || s === OrderStatus.FAILED;
+}
+
+/**
+ * stage ranks a status by how far along its order is. An order only moves
+ * forward (NEW, then AWAITING_PAYMENT, then a final status), so of two
+ * answers that arrived in either order, the later stage is the newer one.
+ */
+export function stage(s: OrderStatus | undefined): number {
+  if (s === undefined || s === OrderStatus.UNSPECIFIED) return 0;
+  if (s === OrderStatus.NEW) return 1;
+  if (s === OrderStatus.AWAITING_PAYMENT) return 2;
+  return 3;
+}
+
+/** newer returns the newer of two statuses of one order (see stage). */
+export function newer(a: OrderStatus | undefined, b: OrderStatus | undefined): OrderStatus | undefined {
+  return stage(b) > stage(a) ? b : a;
+}
+
 /** hue gives each product a stable colour for its placeholder picture. */
 export function hue(sku: number): number {
   return (Math.imul(sku, 2654435761) >>> 0) % 360;

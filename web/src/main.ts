@@ -1,25 +1,26 @@
 // The miniZON storefront: one page over Checkout, LOMS and ProductService.
 //
 // State lives in plain objects. Panels are built once and updated in place
-// (a product card, an order card), so that the status polling and the
+// (a product card, an order card), so that live status changes and the
 // answers arriving one by one never replace a button under the pointer or
 // an input being typed in. Loads are "latest wins": an answer that a newer
 // request, a page turn, a user switch or a change of connection has made
-// stale is dropped instead of shown.
+// stale is dropped instead of shown. An order's status only moves forward,
+// so of two answers about it the later stage wins, whatever their order.
 import { Code, ConnectError } from "@connectrpc/connect";
 import "./style.css";
 import { describe, newAPI, type API, type ShownError } from "./api.js";
 import { h, mount, type Child } from "./dom.js";
-import { count, hue, isOpen, money, parseId, statusLabel, statusName } from "./format.js";
+import { count, hue, isFinal, isOpen, money, newer, parseId, statusLabel, statusName } from "./format.js";
 import type { CartItem } from "./gen/minizon/checkout/v1/checkout_pb.js";
 import { OrderStatus, type OrderItem, type Stock } from "./gen/minizon/loms/v1/loms_pb.js";
 import { checkSettings, defaultSettings, loadSettings, normalize, saveSettings, type Settings } from "./settings.js";
+import { WatchPool, watchOrder, type Live } from "./watch.js";
 
 const pageSize = 12;
-// Open orders are asked for their status this long after the last round
-// ended, so a payment made elsewhere or LOMS cancelling an unpaid order
-// shows up by itself.
-const watchInterval = 2000;
+// Open orders watched at once (see WatchPool): three streams leave three of
+// the browser's six HTTP/1.1 connections to a host for everything else.
+const maxWatches = 3;
 
 interface Product {
   name: string;
@@ -34,6 +35,12 @@ interface Order {
   error?: ShownError;
   /** LOMS does not know it (not_found): it is not asked again. */
   gone?: boolean;
+  /** Where its status stream stands, while it is open. */
+  live?: Live;
+  /** What ended the last stream, while reconnecting. */
+  liveReason?: ShownError;
+  /** Why LOMS will not stream its status (a failure no retry fixes). */
+  unwatchable?: ShownError;
 }
 
 interface Failure extends ShownError {
@@ -69,7 +76,8 @@ let pageSeq = 0;
 let cartSeq = 0;
 const orderSeq = new Map<bigint, number>();
 const stockSeq = new Map<number, number>();
-// Orders with a read in flight: the watch loop leaves them alone.
+// Orders with a read in flight: a stream that finds an order without its
+// items does not ask for them twice.
 const reading = new Set<bigint>();
 let nextFailureId = 1;
 // Orders looked up by id that belong to another user are shown until the
@@ -383,14 +391,14 @@ async function refreshOrder(id: bigint, mode: "report" | "quiet" = "quiet"): Pro
   try {
     const res = await api.loms.listOrder({ orderId: id });
     if (orderSeq.get(id) !== seq || g !== gen) return;
-    state.orders.set(id, { status: res.status, user: res.user, items: res.items });
-    updateOrder(id);
+    readOrder(id, res);
+    orderChanged(id);
     await loadProducts(res.items.map((i) => i.sku));
   } catch (err) {
     if (orderSeq.get(id) !== seq || g !== gen) return;
     const e = describe(err, state.settings.loms);
     state.orders.set(id, { ...(state.orders.get(id) ?? { items: [] }), error: e, gone: e.code === "not_found" });
-    updateOrder(id);
+    orderChanged(id);
     if (mode === "report") fail(`Read order ${id}`, e);
   } finally {
     if (orderSeq.get(id) === seq) reading.delete(id);
@@ -428,33 +436,109 @@ async function findOrder(text: string): Promise<void> {
     const seq = beginRead(id);
     const res = await api.loms.listOrder({ orderId: id });
     if (!live() || orderSeq.get(id) !== seq) return;
-    state.orders.set(id, { status: res.status, user: res.user, items: res.items });
+    readOrder(id, res);
     if (res.user === state.user) rememberOrder(state.user, id);
     else lookedUp.add(id);
     renderOrderList();
+    // A card already shown is not rebuilt: it is updated in place.
+    orderChanged(id);
     await loadProducts(res.items.map((i) => i.sku));
   });
 }
 
-/** watch asks LOMS for the status of the open orders shown, one round. */
-async function watch(): Promise<void> {
-  const due = shownOrders().filter((id) => {
-    const o = state.orders.get(id);
-    // An order being paid or cancelled is read when that ends; one being
-    // read is not read twice.
-    const busy = state.busy.has(`order-${id}`) || reading.has(id);
-    return !busy && !o?.gone && (o?.status === undefined || isOpen(o.status));
+/** readOrder keeps what ListOrder said of an order, status by stage. */
+function readOrder(
+  id: bigint,
+  res: { status: OrderStatus; user: bigint; items: OrderItem[] },
+): void {
+  const o = state.orders.get(id);
+  state.orders.set(id, {
+    ...o,
+    status: newer(o?.status, res.status),
+    user: res.user,
+    items: res.items,
+    error: undefined,
+    gone: false,
   });
-  await Promise.all(due.map((id) => refreshOrder(id)));
 }
 
-async function watchLoop(): Promise<void> {
-  try {
-    await watch();
-  } finally {
-    setTimeout(() => void watchLoop(), watchInterval);
-  }
+/**
+ * orderChanged shows an order's new state on its card and starts or stops
+ * status streams to match.
+ */
+function orderChanged(id: bigint): void {
+  updateOrder(id);
+  syncWatches();
 }
+
+// ---- live status -----------------------------------------------------------
+
+const watches = new WatchPool(maxWatches, startWatch, (id, why) => {
+  const o = orderState(id);
+  if (o.live === why) return;
+  o.live = why;
+  o.liveReason = undefined;
+  updateOrder(id);
+});
+
+/** orderState is what the page knows of an order, made empty if nothing. */
+function orderState(id: bigint): Order {
+  let o = state.orders.get(id);
+  if (!o) state.orders.set(id, (o = { items: [] }));
+  return o;
+}
+
+/**
+ * syncWatches streams the status of every open order shown (newest first,
+ * as many as the pool allows) and of those not read yet, and of no other.
+ */
+function syncWatches(): void {
+  const wanted = shownOrders().filter((id) => {
+    const o = state.orders.get(id);
+    return !o?.gone && !o?.unwatchable && (o?.status === undefined || !isFinal(o.status));
+  });
+  watches.sync(wanted, document.visibilityState === "hidden");
+}
+
+function startWatch(id: bigint): () => void {
+  const g = gen;
+  const order = () => orderState(id);
+  return watchOrder(api.loms, id, {
+    change(msg) {
+      if (g !== gen) return;
+      const o = order();
+      o.status = newer(o.status, msg.status);
+      // An order shown before LOMS could be read (it was down) learns its
+      // items once a stream reaches it.
+      if (o.user === undefined && !reading.has(id)) void refreshOrder(id);
+      orderChanged(id);
+    },
+    live(s, reason) {
+      if (g !== gen) return;
+      const o = order();
+      o.live = s;
+      o.liveReason = reason === undefined ? undefined : describe(reason, state.settings.loms);
+      updateOrder(id);
+    },
+    end(err) {
+      if (g !== gen) return;
+      watches.ended(id);
+      const o = order();
+      o.live = undefined;
+      o.liveReason = undefined;
+      if (err !== undefined) {
+        const e = describe(err, state.settings.loms);
+        if (e.code === "not_found") {
+          o.gone = true;
+          o.error = e;
+        } else o.unwatchable = e;
+      }
+      orderChanged(id);
+    },
+  });
+}
+
+document.addEventListener("visibilitychange", syncWatches);
 
 // ---- user and connection ---------------------------------------------------
 
@@ -482,6 +566,7 @@ function applySettings(next: Settings, persist: boolean): void {
     return;
   }
   gen++;
+  watches.stopAll();
   state.settings = next;
   if (persist) saveSettings(localStorage, sessionStorage, next);
   api = newAPI(next);
@@ -879,6 +964,8 @@ interface OrderCard {
   items: HTMLElement;
   error: HTMLElement;
   actions: HTMLElement;
+  /** Where the status stream stands. */
+  live: HTMLElement;
   open?: boolean;
 }
 
@@ -901,6 +988,7 @@ function renderOrderList(): void {
     ),
   );
   for (const id of ids) updateOrder(id);
+  syncWatches();
 }
 
 function orderCard(id: bigint): OrderCard {
@@ -913,8 +1001,16 @@ function orderCard(id: bigint): OrderCard {
     items: h("ul", { class: "order-items" }),
     error: h("p", { class: "warn small", "data-testid": "order-error" }),
     actions: h("div", { class: "row" }),
+    live: h("small", { class: "live", "data-testid": "order-live", "data-live": "off", hidden: true }),
   };
-  mount(c.root, h("div", { class: "order-head" }, h("b", {}, `Order ${id}`), c.who, c.status), c.items, c.error, c.actions);
+  mount(
+    c.root,
+    h("div", { class: "order-head" }, h("b", {}, `Order ${id}`), c.who, c.status),
+    h("div", { class: "order-meta" }, c.live),
+    c.items,
+    c.error,
+    c.actions,
+  );
   orderCards.set(id, c);
   return c;
 }
@@ -940,8 +1036,10 @@ function updateOrder(id: bigint): void {
   }
   c.error.textContent = o?.error ? `${o.error.code}: ${o.error.message}` : "";
   c.error.hidden = !o?.error;
+  showLive(c.live, o);
   // The buttons are made when the order becomes open and removed when it
-  // closes, never in between: a poll must not swap them under the pointer.
+  // closes, never in between: a status update must not swap them under
+  // the pointer.
   const open = o?.status !== undefined && isOpen(o.status) && !o.gone;
   if (open !== c.open) {
     c.open = open;
@@ -957,6 +1055,41 @@ function updateOrder(id: bigint): void {
       ],
     );
   }
+}
+
+/** showLive says on an order's card whether its status is live. */
+function showLive(el: HTMLElement, o: Order | undefined): void {
+  let kind = "off";
+  let text = "";
+  let title = "";
+  if (o && !o.gone && (o.status === undefined || !isFinal(o.status))) {
+    if (o.unwatchable) {
+      kind = "unavailable";
+      text = "Not live";
+      title = `LOMS will not stream this order's status: ${o.unwatchable.code}: ${o.unwatchable.message}`;
+    } else if (o.live) {
+      kind = o.live;
+      text = {
+        connecting: "Connecting…",
+        live: "Live",
+        reconnecting: "Reconnecting…",
+        queued: "Not live yet",
+        paused: "Paused",
+      }[o.live];
+      title = {
+        connecting: "Opening this order's status stream.",
+        live: "Status changes show here as LOMS makes them.",
+        reconnecting: `The status stream was lost${o.liveReason ? ` (${o.liveReason.code}: ${o.liveReason.message})` : ""}; trying again.`,
+        queued: `The page follows ${maxWatches} open orders at once; this one is followed when one of them closes.`,
+        paused: "Not followed while the tab is hidden; it is read again when you come back.",
+      }[o.live];
+    }
+  }
+  // Only what changed is written: the card is redrawn on every update.
+  if (el.dataset.live !== kind) el.dataset.live = kind;
+  if (el.hidden !== (kind === "off")) el.hidden = kind === "off";
+  if (el.textContent !== text) el.textContent = text;
+  if (el.title !== title) el.title = title;
 }
 
 /** renderProductNames updates the order cards that list sku. */
@@ -980,4 +1113,3 @@ for (const p of loaded.problems) invalid("Read the connection from the address",
 if (loaded.fromQuery) history.replaceState(null, "", location.pathname);
 void loadPage();
 switchUser(String(state.user));
-void watchLoop();

@@ -79,12 +79,19 @@ export async function start(name, args, env, ready) {
   }
   return {
     stdout: () => stdout,
+    /** stop asks the process to shut down (SIGTERM) and waits until it has. */
     async stop() {
       if (child.exitCode !== null || child.signalCode !== null) return;
       child.kill("SIGTERM");
       const t = setTimeout(() => child.kill("SIGKILL"), 20_000);
       await exited;
       clearTimeout(t);
+    },
+    /** kill ends the process at once (SIGKILL), as a crash would, and waits until it has. */
+    async kill() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill("SIGKILL");
+      await exited;
     },
   };
 }

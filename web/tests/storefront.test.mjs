@@ -115,11 +115,12 @@ describe("storefront on minizon dev", () => {
       await waitText(page.getByTestId(`order-${paid}`), `${name} × 2`);
       await waitText(page.getByTestId(`stock-${a}`).locator("small"), `In stock: ${new Intl.NumberFormat("en-US").format(stockBefore - 2)}`);
       await shot(page, "03-order-awaiting-payment");
-      // The page asks LOMS for open orders every 2 s; the card is updated in
-      // place, so the button under the pointer is the same one after a round.
+      // The order's status streams in (its first message, keep-alives); the
+      // card is updated in place, so the button under the pointer stays the
+      // same one.
       const payButton = await page.getByTestId(`pay-${paid}`).elementHandle();
       await page.waitForTimeout(2500);
-      assert.ok(await payButton.evaluate((el) => el.isConnected), "a status poll replaced the Pay button");
+      assert.ok(await payButton.evaluate((el) => el.isConnected), "a status update replaced the Pay button");
       await page.getByTestId(`pay-${paid}`).click();
       await orderStatus(page, paid, "ORDER_STATUS_PAYED");
       await waitText(page.getByTestId(`order-${paid}`).getByTestId("order-status"), "Paid");
@@ -164,8 +165,8 @@ describe("storefront on minizon dev", () => {
       const [a] = await firstProducts(page, 1);
       const id = await buyOne(page, a);
       await orderStatus(page, id, "ORDER_STATUS_AWAITING_PAYMENT");
-      // No click: the page asks LOMS again by itself. 30s window + up to 5s
-      // for the sweep + one 2s watch round.
+      // No click: the order's WatchOrder stream brings the cancellation.
+      // 30s window + up to 5s for the sweep.
       await page.locator(`[data-testid="order-${id}"] [data-status="ORDER_STATUS_CANCELLED"]`).waitFor({ timeout: 60_000 });
       await page.getByTestId(`pay-${id}`).waitFor({ state: "detached", timeout });
     });
