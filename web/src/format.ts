@@ -62,6 +62,13 @@ export function newer(a: OrderStatus | undefined, b: OrderStatus | undefined): O
   return stage(b) > stage(a) ? b : a;
 }
 
+/** clock formats a duration as mm:ss, rounded up to the next second. */
+export function clock(ms: number): string {
+  const s = Math.max(0, Math.ceil(ms / 1000));
+  const pad = (n: number) => String(n).padStart(2, "0");
+  return `${pad(Math.floor(s / 60))}:${pad(s % 60)}`;
+}
+
 /** hue gives each product a stable colour for its placeholder picture. */
 export function hue(sku: number): number {
   return (Math.imul(sku, 2654435761) >>> 0) % 360;

@@ -7,9 +7,11 @@
 // request, a page turn, a user switch or a change of connection has made
 // stale is dropped instead of shown. An order's status only moves forward,
 // so of two answers about it the later stage wins, whatever their order.
+import { timestampDate, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import "./style.css";
 import { describe, newAPI, type API, type ShownError } from "./api.js";
+import { showCountdown } from "./countdown.js";
 import { h, mount, type Child } from "./dom.js";
 import { count, hue, isFinal, isOpen, money, newer, parseId, statusLabel, statusName } from "./format.js";
 import type { CartItem } from "./gen/minizon/checkout/v1/checkout_pb.js";
@@ -31,6 +33,8 @@ interface Order {
   status?: OrderStatus;
   user?: bigint;
   items: OrderItem[];
+  /** The end of the payment window. */
+  payBy?: Date;
   /** Why the last read failed, until one succeeds. */
   error?: ShownError;
   /** LOMS does not know it (not_found): it is not asked again. */
@@ -449,7 +453,7 @@ async function findOrder(text: string): Promise<void> {
 /** readOrder keeps what ListOrder said of an order, status by stage. */
 function readOrder(
   id: bigint,
-  res: { status: OrderStatus; user: bigint; items: OrderItem[] },
+  res: { status: OrderStatus; user: bigint; items: OrderItem[]; payBy?: Timestamp },
 ): void {
   const o = state.orders.get(id);
   state.orders.set(id, {
@@ -457,6 +461,7 @@ function readOrder(
     status: newer(o?.status, res.status),
     user: res.user,
     items: res.items,
+    payBy: res.payBy && timestampDate(res.payBy),
     error: undefined,
     gone: false,
   });
@@ -508,6 +513,7 @@ function startWatch(id: bigint): () => void {
       if (g !== gen) return;
       const o = order();
       o.status = newer(o.status, msg.status);
+      if (msg.payBy) o.payBy = timestampDate(msg.payBy);
       // An order shown before LOMS could be read (it was down) learns its
       // items once a stream reaches it.
       if (o.user === undefined && !reading.has(id)) void refreshOrder(id);
@@ -966,6 +972,8 @@ interface OrderCard {
   actions: HTMLElement;
   /** Where the status stream stands. */
   live: HTMLElement;
+  /** Time left to pay. */
+  countdown: HTMLElement;
   open?: boolean;
 }
 
@@ -1002,11 +1010,12 @@ function orderCard(id: bigint): OrderCard {
     error: h("p", { class: "warn small", "data-testid": "order-error" }),
     actions: h("div", { class: "row" }),
     live: h("small", { class: "live", "data-testid": "order-live", "data-live": "off", hidden: true }),
+    countdown: h("small", { class: "countdown", "data-testid": "order-countdown", role: "timer", hidden: true }),
   };
   mount(
     c.root,
     h("div", { class: "order-head" }, h("b", {}, `Order ${id}`), c.who, c.status),
-    h("div", { class: "order-meta" }, c.live),
+    h("div", { class: "order-meta" }, c.countdown, c.live),
     c.items,
     c.error,
     c.actions,
@@ -1036,6 +1045,7 @@ function updateOrder(id: bigint): void {
   }
   c.error.textContent = o?.error ? `${o.error.code}: ${o.error.message}` : "";
   c.error.hidden = !o?.error;
+  showCountdown(c.countdown, o?.status === OrderStatus.AWAITING_PAYMENT && !o.gone ? o.payBy : undefined);
   showLive(c.live, o);
   // The buttons are made when the order becomes open and removed when it
   // closes, never in between: a status update must not swap them under

@@ -1,5 +1,6 @@
 // Live order status in a real browser: each open order's status streams in
-// over LomsService.WatchOrder (no polling) and survives a LOMS restart.
+// over LomsService.WatchOrder (no polling), survives a LOMS restart, counts
+// down to its payment deadline.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { freePort, healthy, launch, shot, start, startDev } from "./harness.mjs";
@@ -129,6 +130,17 @@ async function shownAt(page, id, status, wait = timeout) {
   return handle.jsonValue();
 }
 
+/** secondsLeft reads an order's countdown: its mm:ss text and the seconds it stands for. */
+async function secondsLeft(page, id) {
+  const el = page.locator(`[data-testid="order-${id}"] [data-testid="order-countdown"]`);
+  await waitText(el, /^Pay within \d\d:\d\d$/);
+  const [text, data] = await el.evaluate((e) => [e.textContent, e.dataset.secondsLeft]);
+  const [, mm, ss] = /(\d\d):(\d\d)$/.exec(text);
+  const seconds = Number(mm) * 60 + Number(ss);
+  assert.equal(seconds, Number(data), `${text} and data-seconds-left=${data} disagree`);
+  return seconds;
+}
+
 describe("live order status on minizon dev", () => {
   let dev;
   let browser;
@@ -209,6 +221,34 @@ describe("live order status on minizon dev", () => {
     });
   });
 
+  it("counts down to the end of the payment window, second by second", async () => {
+    await withPage(browser, async (page) => {
+      await page.goto(`${dev.base}/`);
+      await switchUser(page, 4302);
+      const [a] = await firstProducts(page, 1);
+      const id = await buyOne(page, a);
+      await orderStatus(page, id, AWAITING);
+      const first = await secondsLeft(page, id);
+      assert.ok(first > 0 && first <= 30, `${first} s left of a 30 s window`);
+      // It goes down by itself, with no request made.
+      let last = first;
+      for (let i = 0; i < 2; i++) {
+        await page.waitForFunction(
+          ([id, s]) => Number(document.querySelector(`[data-testid="order-${id}"] [data-testid="order-countdown"]`)?.dataset.secondsLeft) < s,
+          [id, last],
+          { timeout },
+        );
+        const now = await secondsLeft(page, id);
+        assert.ok(now < last && now > 0, `${now} s after ${last} s`);
+        last = now;
+      }
+      // Only an order awaiting payment counts down.
+      await page.getByTestId(`cancel-${id}`).click();
+      await orderStatus(page, id, CANCELLED);
+      await page.locator(`[data-testid="order-${id}"] [data-testid="order-countdown"]`).waitFor({ state: "hidden", timeout });
+    });
+  });
+
   it("follows at most three open orders at once, and the page's other calls still go through", async () => {
     const user = 4304;
     const made = [];
@@ -282,6 +322,7 @@ describe("live order status when LOMS cancels unpaid orders", () => {
         measured.push(ms);
         t.diagnostic(`order ${id}: CANCELLED shown ${ms} ms after LOMS cancelled it`);
         await page.getByTestId(`pay-${id}`).waitFor({ state: "detached", timeout });
+        await page.locator(`[data-testid="order-${id}"] [data-testid="order-countdown"]`).waitFor({ state: "hidden", timeout });
       }
       assert.ok(
         measured.some((ms) => ms < LIVE_BOUND_MS),
