@@ -14,7 +14,6 @@ import (
 
 	"connectrpc.com/connect"
 	connectcors "connectrpc.com/cors"
-	"connectrpc.com/grpchealth"
 	"connectrpc.com/grpcreflect"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/cors"
@@ -33,7 +32,7 @@ type Server struct {
 	log    *slog.Logger
 	mux    *http.ServeMux
 	names  []string
-	health *grpchealth.StaticChecker
+	health *health
 	// draining is cancelled when shutdown begins; it ends long-lived
 	// streams (health Watch, reflection) that would otherwise hold the
 	// drain open until its timeout.
@@ -67,7 +66,7 @@ func NewServer(cfg Config, log *slog.Logger, tel *telemetry.Telemetry) (*Server,
 	}
 	draining, stop := context.WithCancel(context.Background())
 	srv := &Server{
-		cfg: cfg, log: log, mux: http.NewServeMux(), health: grpchealth.NewStaticChecker(),
+		cfg: cfg, log: log, mux: http.NewServeMux(), health: newHealth(),
 		draining: draining, stopStreams: stop, tel: tel,
 		interceptors: append(interceptors, newLogInterceptor(log), newDeadlineInterceptor(cfg.RequestTimeout)),
 	}
@@ -123,7 +122,7 @@ func (s *Server) Mount(serviceName, path string, h http.Handler, streams ...stri
 		s.mux.Handle(s.endOnDrain(p, h))
 	}
 	s.names = append(s.names, serviceName)
-	s.health.SetStatus(serviceName, grpchealth.StatusServing)
+	s.health.set(serviceName, true)
 }
 
 // HandleRest serves every path no mounted service or built-in route claims,
@@ -137,13 +136,13 @@ func (s *Server) HandleRest(h http.Handler) {
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/", s.mux)
-	healthPath, health := grpchealth.NewHandler(s.health)
+	health := s.health.handler(connect.WithCompressMinBytes(compressMinBytes))
 	mux.Handle(healthPath, health)
-	// Watch streams would hold the drain open; Check is unary.
-	mux.Handle(s.endOnDrain(healthPath+"Watch", health))
+	// Watch streams would hold the drain open; Check and List are unary.
+	mux.Handle(s.endOnDrain(healthWatchPath, health))
 	// Health is listed too, so grpcurl and buf curl can call it without
 	// .proto files.
-	reflector := grpcreflect.NewStaticReflector(append(slices.Clone(s.names), grpchealth.HealthV1ServiceName)...)
+	reflector := grpcreflect.NewStaticReflector(append(slices.Clone(s.names), healthService)...)
 	mux.Handle(s.endOnDrain(grpcreflect.NewHandlerV1(reflector)))
 	mux.Handle(s.endOnDrain(grpcreflect.NewHandlerV1Alpha(reflector)))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.tel.Metrics, promhttp.HandlerOpts{
@@ -239,10 +238,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	s.log.Info("shutting down: draining in-flight requests", "delay", s.cfg.ShutdownDelay.String(),
 		"timeout", s.cfg.ShutdownTimeout.String())
-	for _, name := range s.names {
-		s.health.SetStatus(name, grpchealth.StatusNotServing)
-	}
-	s.health.SetStatus("", grpchealth.StatusNotServing)
+	s.health.setAll(false)
 	if s.cfg.ShutdownDelay > 0 {
 		time.Sleep(s.cfg.ShutdownDelay)
 	}
