@@ -132,7 +132,8 @@ func (s *Server) HandleRest(h http.Handler) {
 }
 
 // Handler returns the complete handler tree: the mounted services, health,
-// reflection, CORS and the body limit. Call it after every Mount.
+// reflection, CORS, the body limit and gRPC-Web's text mode. Call it after
+// every Mount.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/", s.mux)
@@ -153,6 +154,9 @@ func (s *Server) Handler() http.Handler {
 	}))
 
 	var h http.Handler = http.MaxBytesHandler(mux, s.cfg.MaxBodyBytes)
+	// Outside the body limit, which then counts decoded bytes, as it does
+	// for every other protocol.
+	h = newGRPCWebText(h)
 	if len(s.cfg.AllowedOrigins) > 0 {
 		h = cors.New(cors.Options{
 			AllowedOrigins: s.cfg.AllowedOrigins,

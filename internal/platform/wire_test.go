@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"connectrpc.com/connect"
+	"google.golang.org/protobuf/proto"
 )
 
 // The helpers below speak the three protocols as raw HTTP, as clients this
@@ -33,6 +34,22 @@ type wireAnswer struct {
 	message  string
 	messages [][]byte // the response messages, unenveloped
 	body     []byte   // the body as received (for text mode: still base64)
+}
+
+// envelope frames payload as gRPC, gRPC-Web and Connect streams do.
+func envelope(flags byte, payload []byte) []byte {
+	b := binary.BigEndian.AppendUint32([]byte{flags}, uint32(len(payload)))
+	return append(b, payload...)
+}
+
+// enveloped is msg marshalled and framed.
+func enveloped(t *testing.T, msg proto.Message) []byte {
+	t.Helper()
+	b, err := proto.Marshal(msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return envelope(0, b)
 }
 
 // frames splits a body into envelopes.
@@ -169,5 +186,14 @@ func (a *wireAnswer) readStatus(t *testing.T) {
 	a.code = connect.Code(n)
 	if a.message, err = url.PathUnescape(a.trailers.Get("Grpc-Message")); err != nil {
 		t.Fatalf("grpc-message %q: %v", a.trailers.Get("Grpc-Message"), err)
+	}
+}
+
+// wantGRPC fails unless a is an answer of code over a gRPC protocol: HTTP
+// 200, the request's content type and the status in grpc-status.
+func (a wireAnswer) wantGRPC(t *testing.T, contentType string, code connect.Code) {
+	t.Helper()
+	if a.status != http.StatusOK || a.contentType != contentType || a.code != code {
+		t.Fatalf("HTTP %d %s code %v %q, want HTTP 200 %s code %v", a.status, a.contentType, a.code, a.message, contentType, code)
 	}
 }
