@@ -197,3 +197,40 @@ func (a wireAnswer) wantGRPC(t *testing.T, contentType string, code connect.Code
 		t.Fatalf("HTTP %d %s code %v %q, want HTTP 200 %s code %v", a.status, a.contentType, a.code, a.message, contentType, code)
 	}
 }
+
+// wireProtocol is one way of sending a unary call as raw HTTP.
+type wireProtocol struct {
+	name        string
+	client      func(*testing.T) *http.Client
+	contentType string
+	// timeout is the header carrying a deadline of ms milliseconds.
+	timeout func(ms int) (string, string)
+	// encode frames a marshalled message as a request body.
+	encode func(b []byte) []byte
+}
+
+func grpcTimeout(ms int) (string, string) { return "Grpc-Timeout", strconv.Itoa(ms) + "m" }
+
+// wireProtocols are the three protocols with a binary codec, as raw
+// clients send them, and gRPC-Web's text mode.
+func wireProtocols() []wireProtocol {
+	framed := func(b []byte) []byte { return envelope(0, b) }
+	return []wireProtocol{
+		{"connect", http1, "application/proto", func(ms int) (string, string) { return "Connect-Timeout-Ms", strconv.Itoa(ms) },
+			func(b []byte) []byte { return b }},
+		{"grpc", h2c, "application/grpc", grpcTimeout, framed},
+		{"grpc-web", http1, "application/grpc-web+proto", grpcTimeout, framed},
+		{"grpc-web-text", http1, "application/grpc-web-text", grpcTimeout,
+			func(b []byte) []byte { return []byte(base64.StdEncoding.EncodeToString(envelope(0, b))) }},
+	}
+}
+
+// call sends msg to the procedure at url in this protocol.
+func (p wireProtocol) call(t *testing.T, url string, msg proto.Message, header http.Header) wireAnswer {
+	t.Helper()
+	b, err := proto.Marshal(msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return callWire(t, p.client(t), url, p.contentType, p.encode(b), header)
+}
