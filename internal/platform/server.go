@@ -21,6 +21,9 @@ import (
 	"github.com/minizon/minizon/internal/telemetry"
 )
 
+// reflectionMethod is the one method of both reflection services.
+const reflectionMethod = "ServerReflectionInfo"
+
 // compressMinBytes keeps small messages uncompressed: gzip costs more than
 // it saves below about a kilobyte, and Go clients ask for it by default.
 const compressMinBytes = 1024
@@ -33,6 +36,8 @@ type Server struct {
 	mux    *http.ServeMux
 	names  []string
 	health *health
+	// known are the procedures served, for gRPC's answer to any other.
+	known *procedures
 	// draining is cancelled when shutdown begins; it ends long-lived
 	// streams (health Watch, reflection) that would otherwise hold the
 	// drain open until its timeout.
@@ -66,11 +71,14 @@ func NewServer(cfg Config, log *slog.Logger, tel *telemetry.Telemetry) (*Server,
 	}
 	draining, stop := context.WithCancel(context.Background())
 	srv := &Server{
-		cfg: cfg, log: log, mux: http.NewServeMux(), health: newHealth(),
+		cfg: cfg, log: log, mux: http.NewServeMux(), health: newHealth(), known: newProcedures(),
 		draining: draining, stopStreams: stop, tel: tel,
 		interceptors: append(interceptors, newLogInterceptor(log), newDeadlineInterceptor(cfg.RequestTimeout)),
 	}
 	srv.auth = newBearerAuth(cfg.AuthTokens, log)
+	srv.known.addService(healthService)
+	srv.known.add("/"+grpcreflect.ReflectV1ServiceName+"/"+reflectionMethod,
+		"/"+grpcreflect.ReflectV1AlphaServiceName+"/"+reflectionMethod)
 	return srv, nil
 }
 
@@ -122,6 +130,7 @@ func (s *Server) Mount(serviceName, path string, h http.Handler, streams ...stri
 		s.mux.Handle(s.endOnDrain(p, h))
 	}
 	s.names = append(s.names, serviceName)
+	s.known.addService(serviceName)
 	s.health.set(serviceName, true)
 }
 
@@ -132,8 +141,8 @@ func (s *Server) HandleRest(h http.Handler) {
 }
 
 // Handler returns the complete handler tree: the mounted services, health,
-// reflection, CORS, the body limit and gRPC-Web's text mode. Call it after
-// every Mount.
+// reflection, CORS, the body limit, gRPC's answers to unknown procedures
+// and gRPC-Web's text mode. Call it after every Mount.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/", s.mux)
@@ -144,8 +153,15 @@ func (s *Server) Handler() http.Handler {
 	// Health is listed too, so grpcurl and buf curl can call it without
 	// .proto files.
 	reflector := grpcreflect.NewStaticReflector(append(slices.Clone(s.names), healthService)...)
-	mux.Handle(s.endOnDrain(grpcreflect.NewHandlerV1(reflector)))
-	mux.Handle(s.endOnDrain(grpcreflect.NewHandlerV1Alpha(reflector)))
+	// A reflection handler serves its one procedure at any path under its
+	// service: route that procedure only, so that other paths are unknown
+	// as they are for every service.
+	for _, newHandler := range []func(*grpcreflect.Reflector, ...connect.HandlerOption) (string, http.Handler){
+		grpcreflect.NewHandlerV1, grpcreflect.NewHandlerV1Alpha,
+	} {
+		path, h := newHandler(reflector)
+		mux.Handle(s.endOnDrain(path+reflectionMethod, h))
+	}
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.tel.Metrics, promhttp.HandlerOpts{
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 		// A failed collector (the database is down) leaves its metrics out
@@ -153,7 +169,7 @@ func (s *Server) Handler() http.Handler {
 		ErrorHandling: promhttp.ContinueOnError,
 	}))
 
-	var h http.Handler = http.MaxBytesHandler(mux, s.cfg.MaxBodyBytes)
+	var h http.Handler = http.MaxBytesHandler(grpcFront(s.known, mux), s.cfg.MaxBodyBytes)
 	// Outside the body limit, which then counts decoded bytes, as it does
 	// for every other protocol.
 	h = newGRPCWebText(h)
