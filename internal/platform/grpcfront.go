@@ -2,7 +2,6 @@ package platform
 
 import (
 	"fmt"
-	"mime"
 	"net/http"
 	"strings"
 
@@ -99,16 +98,22 @@ func grpcFront(known *procedures, next http.Handler) http.Handler {
 // isGRPC tells whether a request's content type is gRPC's or gRPC-Web's
 // (binary; the text mode is translated before this).
 func isGRPC(contentType string) bool {
-	mt, _, err := mime.ParseMediaType(contentType)
-	if err != nil {
-		return false
-	}
+	mt := mediaType(contentType)
 	for _, base := range []string{"application/grpc", "application/grpc-web"} {
 		if mt == base || strings.HasPrefix(mt, base+"+") {
 			return true
 		}
 	}
 	return false
+}
+
+// mediaType is a content type without its parameters, in lower case. It
+// runs on every request: it allocates only for upper-case input.
+func mediaType(contentType string) string {
+	if i := strings.IndexByte(contentType, ';'); i >= 0 {
+		contentType = contentType[:i]
+	}
+	return strings.ToLower(strings.TrimSpace(contentType))
 }
 
 // encodingScrubber drops an empty Grpc-Encoding response header before

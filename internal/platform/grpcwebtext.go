@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io"
-	"mime"
 	"net/http"
 	"strings"
 
@@ -44,8 +43,8 @@ func newGRPCWebText(next http.Handler) http.Handler {
 
 // textToBinary returns the binary mode's content type for a text mode's.
 func textToBinary(contentType string) (string, bool) {
-	mt, _, err := mime.ParseMediaType(contentType)
-	if err != nil || (mt != grpcWebText && !strings.HasPrefix(mt, grpcWebText+"+")) {
+	mt := mediaType(contentType)
+	if mt != grpcWebText && !strings.HasPrefix(mt, grpcWebText+"+") {
 		return "", false
 	}
 	return grpcWebBinary + strings.TrimPrefix(mt, grpcWebText), true
