@@ -9,44 +9,123 @@ import (
 	"connectrpc.com/connect"
 )
 
-// newLogInterceptor writes one line per RPC: procedure, protocol, code and
-// duration. Server errors are logged at error level with their cause.
+// logInterceptor writes one line per RPC, unary or streaming: procedure,
+// protocol, code and duration. It is also where an RPC's error gets its
+// final code: server faults are logged at error level with their cause,
+// and a call its caller gave up on is counted as the caller's deadline or
+// cancellation, not as a fault of ours.
+type logInterceptor struct {
+	log *slog.Logger
+}
+
 func newLogInterceptor(log *slog.Logger) connect.Interceptor {
-	return connect.UnaryInterceptorFunc(func(next connect.UnaryFunc) connect.UnaryFunc {
-		return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
-			start := time.Now()
-			res, err := next(ctx, req)
-			var ce *connect.Error
-			if err != nil && !errors.As(err, &ce) {
-				// An uncoded error would reach the caller as Unknown with
-				// its raw text: log the cause, answer Internal.
-				log.ErrorContext(ctx, "uncoded handler error", "procedure", req.Spec().Procedure, "error", err.Error())
-				err = connect.NewError(connect.CodeInternal, errors.New(internalMessage))
-			}
-			code := "ok"
-			level := slog.LevelInfo
-			if err != nil {
-				c := connect.CodeOf(err)
-				code = c.String()
-				if isServerFault(c) {
-					level = slog.LevelError
-				}
-			}
-			if log.Enabled(ctx, level) {
-				attrs := []slog.Attr{
-					slog.String("procedure", req.Spec().Procedure),
-					slog.String("protocol", req.Peer().Protocol),
-					slog.String("code", code),
-					slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
-				}
-				if err != nil {
-					attrs = append(attrs, slog.String("error", err.Error()))
-				}
-				log.LogAttrs(ctx, level, "rpc", attrs...)
-			}
-			return res, err
+	return logInterceptor{log: log}
+}
+
+func (l logInterceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
+	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+		start := time.Now()
+		res, err := next(ctx, req)
+		return res, l.finish(ctx, req.Spec().Procedure, req.Peer().Protocol, start, err)
+	}
+}
+
+func (logInterceptor) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
+	return next
+}
+
+func (l logInterceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
+	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
+		start := time.Now()
+		err := next(ctx, conn)
+		return l.finish(ctx, conn.Spec().Procedure, conn.Peer().Protocol, start, err)
+	}
+}
+
+// finish codes err and writes the RPC's line.
+func (l logInterceptor) finish(ctx context.Context, procedure, protocol string, start time.Time, err error) error {
+	err, cause := l.code(ctx, procedure, err)
+	code := "ok"
+	level := slog.LevelInfo
+	if err != nil {
+		c := connect.CodeOf(err)
+		code = c.String()
+		if isServerFault(c) {
+			level = slog.LevelError
 		}
-	})
+	}
+	if l.log.Enabled(ctx, level) {
+		attrs := []slog.Attr{
+			slog.String("procedure", procedure),
+			slog.String("protocol", protocol),
+			slog.String("code", code),
+			slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
+		}
+		if err != nil {
+			attrs = append(attrs, slog.String("error", err.Error()))
+		}
+		if cause != nil {
+			attrs = append(attrs, slog.String("cause", cause.Error()))
+		}
+		l.log.LogAttrs(ctx, level, "rpc", attrs...)
+	}
+	return err
+}
+
+// code returns err as the caller gets it, and what it replaced, if anything.
+// Caller mistakes and domain outcomes keep their codes. A context error, or
+// a fault (internal, unknown) after the caller's deadline passed or it went
+// away, is the caller's deadline or cancellation: connect-go itself returns
+// the bare context error when the deadline ran out before the handler, and
+// a query cut short by the caller may fail in ways that look like a fault.
+// What remains uncoded would reach the caller as unknown with its raw
+// text: it is logged and answered as internal.
+func (l logInterceptor) code(ctx context.Context, procedure string, err error) (coded, replaced error) {
+	if err == nil {
+		return nil, nil
+	}
+	var ce *connect.Error
+	isCoded := errors.As(err, &ce)
+	if isCoded && ce.Code() != connect.CodeInternal && ce.Code() != connect.CodeUnknown {
+		return err, nil
+	}
+	if c, ok := contextCode(ctx, err); ok {
+		return connect.NewError(c, errors.New(contextMessage(c))), err
+	}
+	if isCoded {
+		return err, nil
+	}
+	// An uncoded error would reach the caller as Unknown with its raw text:
+	// log the cause, answer Internal.
+	l.log.ErrorContext(ctx, "uncoded handler error", "procedure", procedure, "error", err.Error())
+	return connect.NewError(connect.CodeInternal, errors.New(internalMessage)), nil
+}
+
+// contextCode tells whether err is explained by ctx ending: the shutdown
+// ending a long-lived stream (unavailable: reconnect, likely to another
+// replica), a deadline, the caller's or the server's default
+// (deadline_exceeded), or the caller going away (canceled).
+func contextCode(ctx context.Context, err error) (connect.Code, bool) {
+	switch {
+	case errors.Is(context.Cause(ctx), ErrShuttingDown):
+		return connect.CodeUnavailable, true
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return connect.CodeDeadlineExceeded, true
+	case errors.Is(err, context.Canceled) || errors.Is(ctx.Err(), context.Canceled):
+		return connect.CodeCanceled, true
+	}
+	return 0, false
+}
+
+// contextMessage is what the caller reads for a call contextCode explains.
+func contextMessage(c connect.Code) string {
+	switch c {
+	case connect.CodeUnavailable:
+		return ErrShuttingDown.Error() + "; retry"
+	case connect.CodeCanceled:
+		return "request cancelled"
+	}
+	return "the deadline passed before the call finished"
 }
 
 // newDeadlineInterceptor gives an RPC whose caller set no deadline one of d.

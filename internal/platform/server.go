@@ -14,13 +14,15 @@ import (
 
 	"connectrpc.com/connect"
 	connectcors "connectrpc.com/cors"
-	"connectrpc.com/grpchealth"
 	"connectrpc.com/grpcreflect"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/cors"
 
 	"github.com/minizon/minizon/internal/telemetry"
 )
+
+// reflectionMethod is the one method of both reflection services.
+const reflectionMethod = "ServerReflectionInfo"
 
 // compressMinBytes keeps small messages uncompressed: gzip costs more than
 // it saves below about a kilobyte, and Go clients ask for it by default.
@@ -33,7 +35,9 @@ type Server struct {
 	log    *slog.Logger
 	mux    *http.ServeMux
 	names  []string
-	health *grpchealth.StaticChecker
+	health *health
+	// known are the procedures served, for gRPC's answer to any other.
+	known *procedures
 	// draining is cancelled when shutdown begins; it ends long-lived
 	// streams (health Watch, reflection) that would otherwise hold the
 	// drain open until its timeout.
@@ -67,11 +71,14 @@ func NewServer(cfg Config, log *slog.Logger, tel *telemetry.Telemetry) (*Server,
 	}
 	draining, stop := context.WithCancel(context.Background())
 	srv := &Server{
-		cfg: cfg, log: log, mux: http.NewServeMux(), health: grpchealth.NewStaticChecker(),
+		cfg: cfg, log: log, mux: http.NewServeMux(), health: newHealth(), known: newProcedures(),
 		draining: draining, stopStreams: stop, tel: tel,
 		interceptors: append(interceptors, newLogInterceptor(log), newDeadlineInterceptor(cfg.RequestTimeout)),
 	}
 	srv.auth = newBearerAuth(cfg.AuthTokens, log)
+	srv.known.addService(healthService)
+	srv.known.add("/"+grpcreflect.ReflectV1ServiceName+"/"+reflectionMethod,
+		"/"+grpcreflect.ReflectV1AlphaServiceName+"/"+reflectionMethod)
 	return srv, nil
 }
 
@@ -123,7 +130,8 @@ func (s *Server) Mount(serviceName, path string, h http.Handler, streams ...stri
 		s.mux.Handle(s.endOnDrain(p, h))
 	}
 	s.names = append(s.names, serviceName)
-	s.health.SetStatus(serviceName, grpchealth.StatusServing)
+	s.known.addService(serviceName)
+	s.health.set(serviceName, true)
 }
 
 // HandleRest serves every path no mounted service or built-in route claims,
@@ -133,19 +141,27 @@ func (s *Server) HandleRest(h http.Handler) {
 }
 
 // Handler returns the complete handler tree: the mounted services, health,
-// reflection, CORS and the body limit. Call it after every Mount.
+// reflection, CORS, the body limit, gRPC's answers to unknown procedures
+// and gRPC-Web's text mode. Call it after every Mount.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/", s.mux)
-	healthPath, health := grpchealth.NewHandler(s.health)
+	health := s.health.handler(connect.WithCompressMinBytes(compressMinBytes))
 	mux.Handle(healthPath, health)
-	// Watch streams would hold the drain open; Check is unary.
-	mux.Handle(s.endOnDrain(healthPath+"Watch", health))
+	// Watch streams would hold the drain open; Check and List are unary.
+	mux.Handle(s.endOnDrain(healthWatchPath, health))
 	// Health is listed too, so grpcurl and buf curl can call it without
 	// .proto files.
-	reflector := grpcreflect.NewStaticReflector(append(slices.Clone(s.names), grpchealth.HealthV1ServiceName)...)
-	mux.Handle(s.endOnDrain(grpcreflect.NewHandlerV1(reflector)))
-	mux.Handle(s.endOnDrain(grpcreflect.NewHandlerV1Alpha(reflector)))
+	reflector := grpcreflect.NewStaticReflector(append(slices.Clone(s.names), healthService)...)
+	// A reflection handler serves its one procedure at any path under its
+	// service: route that procedure only, so that other paths are unknown
+	// as they are for every service.
+	for _, newHandler := range []func(*grpcreflect.Reflector, ...connect.HandlerOption) (string, http.Handler){
+		grpcreflect.NewHandlerV1, grpcreflect.NewHandlerV1Alpha,
+	} {
+		path, h := newHandler(reflector)
+		mux.Handle(s.endOnDrain(path+reflectionMethod, h))
+	}
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.tel.Metrics, promhttp.HandlerOpts{
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 		// A failed collector (the database is down) leaves its metrics out
@@ -153,7 +169,10 @@ func (s *Server) Handler() http.Handler {
 		ErrorHandling: promhttp.ContinueOnError,
 	}))
 
-	var h http.Handler = http.MaxBytesHandler(mux, s.cfg.MaxBodyBytes)
+	var h http.Handler = http.MaxBytesHandler(grpcFront(s.known, mux), s.cfg.MaxBodyBytes)
+	// Outside the body limit, which then counts decoded bytes, as it does
+	// for every other protocol.
+	h = newGRPCWebText(h)
 	if len(s.cfg.AllowedOrigins) > 0 {
 		h = cors.New(cors.Options{
 			AllowedOrigins: s.cfg.AllowedOrigins,
@@ -239,10 +258,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	s.log.Info("shutting down: draining in-flight requests", "delay", s.cfg.ShutdownDelay.String(),
 		"timeout", s.cfg.ShutdownTimeout.String())
-	for _, name := range s.names {
-		s.health.SetStatus(name, grpchealth.StatusNotServing)
-	}
-	s.health.SetStatus("", grpchealth.StatusNotServing)
+	s.health.setAll(false)
 	if s.cfg.ShutdownDelay > 0 {
 		time.Sleep(s.cfg.ShutdownDelay)
 	}

@@ -231,12 +231,20 @@ func (d *Dependency) Error(ctx context.Context, err error) error {
 // down, and the server counts it from the call's arrival.
 const timeoutRounding = 2 * time.Millisecond
 
-// DeadlineDue tells whether err is a deadline_exceeded for ctx's own
-// deadline, even if ctx's timer has not fired yet: a server's copy of the
-// deadline may run out first, by the rounding, and answer before it.
+// DeadlineDue tells whether err is explained by ctx's own deadline although
+// ctx does not say so yet: its timer fires a moment after the deadline.
+// Once the deadline has passed by the clock, whatever the dependency
+// answered (a server that saw the deadline run out before its handler may
+// answer anything, even internal) is the caller's deadline. A moment before
+// it, the dependency's deadline_exceeded is too: the server's copy of a
+// deadline may run out first, by the rounding.
 func DeadlineDue(ctx context.Context, err error) bool {
 	dl, ok := ctx.Deadline()
-	return ok && connect.CodeOf(err) == connect.CodeDeadlineExceeded && time.Until(dl) < timeoutRounding
+	if !ok {
+		return false
+	}
+	left := time.Until(dl)
+	return left <= 0 || (connect.CodeOf(err) == connect.CodeDeadlineExceeded && left < timeoutRounding)
 }
 
 // Log is where the dependency's failures are logged.

@@ -93,6 +93,35 @@ func TestErrorTellsWhoseDeadline(t *testing.T) {
 	}
 }
 
+// Once the caller's deadline has passed by the clock, a failed call is the
+// caller's deadline whatever the dependency answered: a server that found
+// the deadline gone before its handler ran may answer anything (older
+// miniZON servers answered internal), and the caller's timer may not have
+// fired yet.
+func TestErrorAfterTheCallersDeadlineIsDeadlineExceeded(t *testing.T) {
+	t.Parallel()
+	dep, err := rpcclient.New("Upstream", rpcclient.Config{Addr: "h:1", Protocol: rpcclient.ProtocolGRPC, Timeout: time.Minute}, slog.New(slog.DiscardHandler), telemetry.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	passed := timerNotFired{t.Context(), time.Now().Add(-time.Millisecond)}
+	live, cancel := context.WithTimeout(t.Context(), time.Hour)
+	defer cancel()
+	for _, code := range []connect.Code{connect.CodeInternal, connect.CodeUnknown, connect.CodeCanceled, connect.CodeUnavailable, connect.CodeDeadlineExceeded} {
+		answered := connect.NewError(code, errors.New("the dependency's answer"))
+		if got := dep.Error(passed, answered); connect.CodeOf(got) != connect.CodeDeadlineExceeded ||
+			!strings.Contains(got.Error(), "deadline exceeded waiting for Upstream") {
+			t.Errorf("%v after the caller's deadline: %v, want deadline_exceeded waiting for Upstream", code, got)
+		}
+		// With time left, the answer is the dependency's doing.
+		if code != connect.CodeDeadlineExceeded {
+			if got := dep.Error(live, answered); connect.CodeOf(got) == connect.CodeDeadlineExceeded {
+				t.Errorf("%v with an hour left: %v, want it not blamed on the caller's deadline", code, got)
+			}
+		}
+	}
+}
+
 // timerNotFired is a context whose deadline is set but whose timer has not
 // fired yet, as a real one is for a moment.
 type timerNotFired struct {
