@@ -69,6 +69,13 @@ export function clock(ms: number): string {
   return `${pad(Math.floor(s / 60))}:${pad(s % 60)}`;
 }
 
+const when = new Intl.DateTimeFormat("en-US", { dateStyle: "medium", timeStyle: "medium" });
+
+/** dateTime formats a moment in the reader's time zone. */
+export function dateTime(d: Date): string {
+  return when.format(d);
+}
+
 /** hue gives each product a stable colour for its placeholder picture. */
 export function hue(sku: number): number {
   return (Math.imul(sku, 2654435761) >>> 0) % 360;

@@ -16,6 +16,7 @@ import { h, mount, type Child } from "./dom.js";
 import { count, hue, isFinal, isOpen, money, newer, parseId, statusLabel, statusName } from "./format.js";
 import type { CartItem } from "./gen/minizon/checkout/v1/checkout_pb.js";
 import { OrderStatus, type OrderItem, type Stock } from "./gen/minizon/loms/v1/loms_pb.js";
+import { History } from "./history.js";
 import { checkSettings, defaultSettings, loadSettings, normalize, saveSettings, type Settings } from "./settings.js";
 import { WatchPool, watchOrder, type Live } from "./watch.js";
 
@@ -128,7 +129,15 @@ const orders = h(
   ),
   orderList,
 );
-mount(app, header, failures, h("main", { class: "layout" }, catalog, h("aside", { class: "side" }, cart, orders)));
+const orderHistory = new History({
+  api: () => api,
+  user: () => state.user,
+  productName,
+  loadProducts: (skus) => loadProducts(skus),
+  statusOf: (id) => state.orders.get(id)?.status,
+  fail: (action, e) => fail(action, e),
+});
+mount(app, header, failures, h("main", { class: "layout" }, catalog, h("aside", { class: "side" }, cart, orders, orderHistory.root)));
 
 // ---- actions and errors ----------------------------------------------------
 
@@ -343,7 +352,11 @@ async function purchase(): Promise<void> {
       true,
     );
   }
-  await Promise.all([refreshOrder(placed.id, "report"), ...skus.filter((s) => state.skus.includes(s)).map(loadStock)]);
+  await Promise.all([
+    refreshOrder(placed.id, "report"),
+    orderHistory.refresh(),
+    ...skus.filter((s) => state.skus.includes(s)).map(loadStock),
+  ]);
 }
 
 // ---- orders ----------------------------------------------------------------
@@ -468,11 +481,12 @@ function readOrder(
 }
 
 /**
- * orderChanged shows an order's new state on its card and starts or stops
- * status streams to match.
+ * orderChanged shows an order's new state on its card and in the history,
+ * and starts or stops status streams to match.
  */
 function orderChanged(id: bigint): void {
   updateOrder(id);
+  orderHistory.update(id);
   syncWatches();
 }
 
@@ -562,6 +576,7 @@ function switchUser(text: string): void {
   renderCart();
   renderOrderList();
   void loadCart();
+  void orderHistory.reload();
   void Promise.all(rememberedOrders().map((id) => refreshOrder(id)));
 }
 
@@ -1107,6 +1122,7 @@ function renderProductNames(sku: number): void {
   for (const [id, o] of state.orders) {
     if (o.items.some((i) => i.sku === sku)) updateOrder(id);
   }
+  orderHistory.names(sku);
 }
 
 // ---- start -----------------------------------------------------------------

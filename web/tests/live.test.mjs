@@ -1,6 +1,7 @@
 // Live order status in a real browser: each open order's status streams in
 // over LomsService.WatchOrder (no polling), survives a LOMS restart, counts
-// down to its payment deadline.
+// down to its payment deadline, and the order history pages through
+// ListOrders.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { freePort, healthy, launch, shot, start, startDev } from "./harness.mjs";
@@ -130,6 +131,21 @@ async function shownAt(page, id, status, wait = timeout) {
   return handle.jsonValue();
 }
 
+/** historyIds reads the order ids the history lists, top to bottom. */
+async function historyIds(page) {
+  const ids = await page.locator('[data-testid^="history-order-"]').evaluateAll((els) => els.map((el) => el.dataset.testid));
+  return ids.map((t) => t.slice("history-order-".length));
+}
+
+/** waitHistory waits until the history lists exactly ids, in that order. */
+async function waitHistory(page, ids) {
+  await page.waitForFunction(
+    (want) => [...document.querySelectorAll('[data-testid^="history-order-"]')].map((el) => el.dataset.testid.slice(14)).join(",") === want,
+    ids.join(","),
+    { timeout },
+  );
+}
+
 /** secondsLeft reads an order's countdown: its mm:ss text and the seconds it stands for. */
 async function secondsLeft(page, id) {
   const el = page.locator(`[data-testid="order-${id}"] [data-testid="order-countdown"]`);
@@ -170,10 +186,11 @@ describe("live order status on minizon dev", () => {
         await liveState(page, id, "live");
         if (attempt === 1) {
           // The purchase's own reads are done once the card lists the
-          // items. Then, while nothing happens, the page sends nothing: the
-          // status comes over the one stream it opened. (Polling, as the
-          // page did before, asked every 2 s.)
+          // items and the history the order. Then, while nothing happens,
+          // the page sends nothing: the status comes over the one stream
+          // it opened. (Polling, as the page did before, asked every 2 s.)
           await waitText(page.getByTestId(`order-${id}`), "× 1");
+          await page.getByTestId(`history-order-${id}`).waitFor({ timeout });
           const from = rpcs.length;
           // Keep-alives (every second here) repeat the state: no change,
           // so the card's status and buttons are left alone.
@@ -247,6 +264,51 @@ describe("live order status on minizon dev", () => {
       await orderStatus(page, id, CANCELLED);
       await page.locator(`[data-testid="order-${id}"] [data-testid="order-countdown"]`).waitFor({ state: "hidden", timeout });
     });
+  });
+
+  it("pages through the order history newest first, with the page's new orders on top", async () => {
+    const user = 4303;
+    // Seven orders made elsewhere: more than one page of five.
+    const made = [];
+    for (let i = 0; i < 7; i++) {
+      made.push((await rpc(dev.base, "CreateOrder", { user, items: [{ sku: SAMPLE_SKU, count: 1 }] })).orderId);
+    }
+    const newestFirst = [...made].reverse();
+    await withPage(browser, async (page) => {
+      await page.goto(`${dev.base}/`);
+      await switchUser(page, user);
+      await waitHistory(page, newestFirst.slice(0, 5));
+      const times = await page
+        .locator('[data-testid^="history-order-"] [data-testid="history-created"]')
+        .evaluateAll((els) => els.map((el) => Date.parse(el.getAttribute("datetime"))));
+      assert.equal(times.length, 5);
+      assert.ok(times.every((t, i) => i === 0 || t <= times[i - 1]), `created_at not newest first: ${times}`);
+      await waitText(page.getByTestId(`history-order-${made[6]}`), "× 1");
+      await waitText(page.getByTestId(`history-order-${made[6]}`).getByTestId("history-status"), "Awaiting payment");
+
+      // More: the rest, once each, and no More after the last page.
+      const more = page.getByTestId("history-more");
+      await more.click();
+      await waitHistory(page, newestFirst);
+      await more.waitFor({ state: "hidden", timeout });
+      assert.equal(new Set(await historyIds(page)).size, 7);
+
+      // An order made on the page goes on top, the pages loaded stay, and
+      // its status there follows its card.
+      const [a] = await firstProducts(page, 1);
+      const id = await buyOne(page, a);
+      await waitHistory(page, [id, ...newestFirst]);
+      assert.equal(await more.isHidden(), true);
+      await page.getByTestId(`cancel-${id}`).click();
+      await waitText(page.getByTestId(`history-order-${id}`).getByTestId("history-status"), "Cancelled");
+      await shot(page, "10-history");
+
+      // A reload starts from the first page again.
+      await page.reload();
+      await waitHistory(page, [id, ...newestFirst.slice(0, 4)]);
+      await more.waitFor({ state: "visible", timeout });
+    });
+    for (const orderId of made) await rpc(dev.base, "CancelOrder", { orderId });
   });
 
   it("follows at most three open orders at once, and the page's other calls still go through", async () => {
