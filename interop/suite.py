@@ -8,7 +8,11 @@ raw gRPC over cleartext HTTP/2, and Python's http.client for gRPC-Web
     /usr/bin/python3 interop/suite.py HOST:PORT
 
 GRPCURL names the grpcurl command (default: go tool -modfile=tools/go.mod
-grpcurl, run from the repository root). Prints one line per check and a
+grpcurl, run from the repository root). For a server started with
+MINIZON_AUTH_TOKENS and a low LOMS_MAX_WATCHERS, INTEROP_AUTH_TOKEN and
+INTEROP_MAX_WATCHERS say so, and the checks of unauthenticated and
+resource_exhausted run; the journey then needs the token too, so such a
+server is checked with INTEROP_ONLY=limits. Prints one line per check and a
 tally; exits 1 if any check failed.
 """
 
@@ -113,6 +117,11 @@ class Suite:
         if self.schema is None:
             print("interop: no schema, nothing else can run")
             return
+        if os.environ.get("INTEROP_ONLY") == "limits":
+            self.limits()
+            self.check("server /metrics", "no RPC answered internal or unknown during the suite",
+                       lambda: self._no_new_faults(faults_before))
+            return
         self.check("grpcurl", "list and describe by reflection", self.grpcurl_reflection)
         self.check("grpcio", "health Check, List, Watch (SERVICE_UNKNOWN, the stream stays open)", self.health)
         self.check("grpcurl", "health Check, List, Watch of an unknown service", self.grpcurl_health)
@@ -148,10 +157,23 @@ class Suite:
             for client in ("grpcio", "grpcurl", "grpc-web (http.client)"):
                 self.skip(client, "WatchOrder server stream",
                           "reflection does not list minizon.loms.v1.LomsService/WatchOrder on this server")
-        self.skip("any", "resource_exhausted (LOMS_MAX_WATCHERS)", "needs WatchOrder and a server started with a low cap")
-        self.skip("any", "unauthenticated for state-changing RPCs", "minizon dev runs without MINIZON_AUTH_TOKENS")
+        self.limits()
         self.check("server /metrics", "no RPC answered internal or unknown during the suite",
                    lambda: self._no_new_faults(faults_before))
+
+    def limits(self):
+        """The codes only a server with auth on and a low watcher cap gives."""
+        token, cap = os.environ.get("INTEROP_AUTH_TOKEN"), os.environ.get("INTEROP_MAX_WATCHERS")
+        if token:
+            self.check("grpcio", "unauthenticated: CreateOrder and ReceiveStock without or with a wrong bearer token; "
+                       "reads need none", lambda: self.auth(token))
+        else:
+            self.skip("any", "unauthenticated for state-changing RPCs", "INTEROP_AUTH_TOKEN not set: the server runs without MINIZON_AUTH_TOKENS")
+        if cap and self.schema.has_method(LOMS + "WatchOrder"):
+            self.check("grpcio", f"resource_exhausted: WatchOrder over LOMS_MAX_WATCHERS ({cap})",
+                       lambda: self.watcher_cap(int(cap), token))
+        else:
+            self.skip("any", "resource_exhausted (LOMS_MAX_WATCHERS)", "INTEROP_MAX_WATCHERS not set: the server's cap is too high to reach")
 
     def _no_new_faults(self, before):
         after = self.metrics()
@@ -409,6 +431,41 @@ class Suite:
         rest = [wire.json_format.MessageToDict(m) for m in call]  # ends OK, or raises
         assert rest and rest[-1]["status"] == "ORDER_STATUS_PAYED", rest
         assert call.code() == S.OK, call.code()
+
+    def auth(self, token):
+        user = self.next_user()
+        order = {"user": user, "items": [{"sku": SKU2, "count": 1}]}
+        self.want_code(S.UNAUTHENTICATED, LOMS + "CreateOrder", order)
+        self.want_code(S.UNAUTHENTICATED, LOMS + "CreateOrder", order, metadata=(("authorization", "Bearer wrong-" + token),))
+        self.want_code(S.UNAUTHENTICATED, LOMS + "ReceiveStock",
+                       {"warehouseId": 1, "items": [{"sku": SKU2, "count": 1}]})
+        bearer = (("authorization", "Bearer " + token),)
+        made = self.unary(LOMS + "CreateOrder", order, metadata=bearer)
+        assert made["status"] == "ORDER_STATUS_AWAITING_PAYMENT", made
+        self.unary(LOMS + "ListOrder", {"orderId": made["orderId"]})  # a read needs no token
+        self.unary(LOMS + "CancelOrder", {"orderId": made["orderId"]}, metadata=bearer)
+
+    def watcher_cap(self, cap, token):
+        metadata = (("authorization", "Bearer " + token),) if token else None
+        order = self.unary(LOMS + "CreateOrder", {"user": self.next_user(), "items": [{"sku": SKU2, "count": 1}]},
+                           metadata=metadata)
+        calls = []
+        try:
+            for _ in range(cap):
+                call = wire.grpc_stream(self.schema, LOMS + "WatchOrder", {"orderId": order["orderId"]}, timeout=60)
+                next(call)  # open, its first message read
+                calls.append(call)
+            over = wire.grpc_stream(self.schema, LOMS + "WatchOrder", {"orderId": order["orderId"]}, timeout=60)
+            try:
+                next(over)
+                raise AssertionError(f"stream {cap + 1} was opened over a cap of {cap}")
+            except grpc.RpcError as e:
+                assert e.code() == S.RESOURCE_EXHAUSTED, (e.code(), e.details())
+                assert "too many" in e.details(), e.details()
+        finally:
+            for call in calls:
+                call.cancel()
+        self.unary(LOMS + "CancelOrder", {"orderId": order["orderId"]}, metadata=metadata)
 
     def grpcurl_watch_order(self):
         rc, out, err = self.grpcurl_run(self.addr, "minizon.loms.v1.LomsService/WatchOrder",
