@@ -7,10 +7,10 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/minizon/minizon/internal/kafkaconsumer"
 	"github.com/minizon/minizon/internal/pgpool"
 	"github.com/minizon/minizon/internal/platform"
 	"github.com/minizon/minizon/internal/telemetry"
-	"github.com/minizon/minizon/services/notifications/consumer"
 	"github.com/minizon/minizon/services/notifications/sender"
 	"github.com/minizon/minizon/services/notifications/store"
 )
@@ -30,7 +30,7 @@ const (
 type App struct {
 	pool     *pgxpool.Pool
 	store    *store.Store
-	consumer *consumer.Consumer
+	consumer *kafkaconsumer.Consumer
 }
 
 // Open migrates the database and connects to it and to Kafka; consuming
@@ -55,7 +55,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger, tel *telemetry.Tele
 		pool.Close()
 		return nil, err
 	}
-	c, err := consumer.New(consumer.Config{
+	c, err := kafkaconsumer.New(kafkaconsumer.Config{
 		Brokers:         cfg.KafkaBrokers,
 		Group:           Group,
 		Topic:           Topic,
