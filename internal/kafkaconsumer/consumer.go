@@ -2,6 +2,7 @@ package kafkaconsumer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -15,28 +16,70 @@ import (
 	"github.com/minizon/minizon/internal/kafkatopic"
 )
 
-// Handler handles one record. It must be idempotent: a record is handled
-// at least once. Its context is not cancelled at shutdown, so that a record
-// begun is finished; Config.HandleTimeout bounds it.
+// Handler handles one record. A record is handled at least once, so a
+// Handler must be idempotent (by an id the record carries, say). An error
+// wrapping ErrPoison dead-letters the record; any other error is retried,
+// with backoff, until the Handler succeeds.
+//
+// Its context is not cancelled when the record's partition is revoked or
+// Run's context is done, so that a record begun is finished: it is
+// cancelled only when the record is abandoned (the handover grace ran out,
+// or the partition was lost), and each call is bounded by
+// Config.HandleTimeout. A Handler that returns after its context was
+// cancelled has not handled the record: it is not committed, and the
+// partition's next owner handles it.
 type Handler func(ctx context.Context, rec *kgo.Record) error
 
-// Config says what to consume and how patiently.
+// Config says what to consume, what to do with each record and how
+// patiently.
 type Config struct {
+	// Brokers are the seed brokers.
 	Brokers []string
-	Group   string
-	Topic   string
-	// DeadLetterTopic receives the records Handler rejects as poison.
+	// Group is the consumer group: members with the same Group share the
+	// partitions of Topic.
+	Group string
+	// Topic is the topic consumed.
+	Topic string
+	// Handler handles each record of Topic.
+	Handler Handler
+	// DeadLetterTopic receives the records Handler rejects as poison
+	// (ErrPoison). Run creates it, with one partition, unless it exists.
 	DeadLetterTopic string
-	// RetryBackoff is the first wait before a failed record is retried;
-	// it doubles up to RetryBackoffMax.
+	// RetryBackoff is the first wait before a failed record is retried
+	// (default 100ms); it doubles up to RetryBackoffMax.
 	RetryBackoff, RetryBackoffMax time.Duration
-	// HandleTimeout bounds one call of Handler.
+	// HandleTimeout bounds one call of Handler (default 1m).
 	HandleTimeout time.Duration
+	// HandoverGrace is how long a worker may go on with its record in hand
+	// when its partition is revoked or Run's context is done, before that
+	// record's handling is cancelled (default 10s). Rebalances wait for
+	// it, so it must stay well under the group's rebalance timeout
+	// (franz-go's default is 60s).
+	HandoverGrace time.Duration
 	// SessionTimeout is the group session timeout; 0 keeps franz-go's
 	// (45s). Heartbeats go at a third of it, at most every 3s.
 	SessionTimeout time.Duration
 	// ClientOptions are added to the Kafka client's, for tests.
 	ClientOptions []kgo.Opt
+}
+
+// validate reports what is missing; a zero duration takes its default.
+func (cfg Config) validate() error {
+	var errs []error
+	if len(cfg.Brokers) == 0 {
+		errs = append(errs, errors.New("no brokers"))
+	}
+	if cfg.Group == "" || cfg.Topic == "" || cfg.DeadLetterTopic == "" {
+		errs = append(errs, errors.New("group, topic and dead-letter topic are required"))
+	}
+	if cfg.DeadLetterTopic == cfg.Topic && cfg.Topic != "" {
+		// A poison record would come back to be rejected again, forever.
+		errs = append(errs, fmt.Errorf("dead-letter topic %q is the topic consumed", cfg.Topic))
+	}
+	if cfg.Handler == nil {
+		errs = append(errs, errors.New("no handler"))
+	}
+	return errors.Join(errs...)
 }
 
 // queueHigh is how many records a partition's worker may have waiting
@@ -49,7 +92,6 @@ const maxCommitBatch = 100
 // Consumer is a running group member.
 type Consumer struct {
 	cfg     Config
-	handle  Handler
 	log     *slog.Logger
 	client  *kgo.Client
 	metrics *metrics
@@ -64,8 +106,13 @@ type Consumer struct {
 
 // New returns a group member; it joins the group at once, and Run hands
 // out the records. Call Run, or Close if Run is never called. The
-// consumer's metrics are registered on reg.
-func New(cfg Config, handle Handler, log *slog.Logger, reg prometheus.Registerer) (*Consumer, error) {
+// consumer's metrics are registered on reg (two consumers on one registry
+// need it wrapped, by prometheus.WrapRegistererWith, to tell them apart);
+// a nil reg registers them nowhere, and a nil log discards the log lines.
+func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Consumer, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("kafka consumer config: %w", err)
+	}
 	if cfg.RetryBackoff <= 0 {
 		cfg.RetryBackoff = 100 * time.Millisecond
 	}
@@ -75,11 +122,17 @@ func New(cfg Config, handle Handler, log *slog.Logger, reg prometheus.Registerer
 	if cfg.HandleTimeout <= 0 {
 		cfg.HandleTimeout = time.Minute
 	}
+	if cfg.HandoverGrace <= 0 {
+		cfg.HandoverGrace = 10 * time.Second
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	m, err := newMetrics(reg)
 	if err != nil {
 		return nil, err
 	}
-	c := &Consumer{cfg: cfg, handle: handle, log: log, metrics: m, workers: map[int32]*worker{}, base: context.Background()}
+	c := &Consumer{cfg: cfg, log: log, metrics: m, workers: map[int32]*worker{}, base: context.Background()}
 	opts := append([]kgo.Opt{
 		kgo.SeedBrokers(cfg.Brokers...),
 		kgo.ConsumerGroup(cfg.Group),
@@ -112,7 +165,8 @@ func New(cfg Config, handle Handler, log *slog.Logger, reg prometheus.Registerer
 }
 
 // Run consumes until ctx is done. Then every worker finishes the record in
-// hand (within shutdownGrace) and commits, and the member leaves the group.
+// hand (within Config.HandoverGrace) and commits, and the member leaves the
+// group. It returns nil once that is done.
 func (c *Consumer) Run(ctx context.Context) error {
 	defer c.Close()
 	c.mu.Lock()
@@ -146,19 +200,13 @@ func (c *Consumer) Run(ctx context.Context) error {
 		c.client.AllowRebalance()
 	}
 	c.client.AllowRebalance()
-	c.stop(nil, shutdownGrace)
+	c.stop(nil, c.cfg.HandoverGrace)
 	return nil
 }
 
 // Close leaves the group and closes the connections; Run does it on
 // return, Close is for a consumer whose Run never started.
 func (c *Consumer) Close() { c.closeOnce.Do(c.client.Close) }
-
-// How long a worker may finish its record in hand when its partition is
-// revoked or at shutdown, before that record's handling is cancelled (its
-// transaction rolls back and the next owner handles it). Rebalances wait
-// for this, so it stays well under the group's rebalance timeout.
-const shutdownGrace = 10 * time.Second
 
 func (c *Consumer) assigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
 	c.mu.Lock()
@@ -181,7 +229,7 @@ func (c *Consumer) assigned(_ context.Context, _ *kgo.Client, assigned map[strin
 // revoked at the end of every session: the kept partitions' workers go on.
 func (c *Consumer) revoked(_ context.Context, _ *kgo.Client, revoked map[string][]int32) {
 	if ps := revoked[c.cfg.Topic]; len(ps) > 0 {
-		c.stop(ps, shutdownGrace)
+		c.stop(ps, c.cfg.HandoverGrace)
 	}
 }
 

@@ -27,6 +27,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Failed attempts to handle a record, each followed by a retry.",
 		}, []string{"topic"}),
 	}
+	if reg == nil {
+		return m, nil
+	}
 	for _, c := range []prometheus.Collector{m.lag, m.deadLettered, m.retries} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register consumer metrics: %w", err)

@@ -195,7 +195,7 @@ func (w *worker) handle(ctx context.Context, rec *kgo.Record) (ok, deadLettered 
 func (w *worker) attempt(ctx context.Context, rec *kgo.Record) (deadLettered bool, err error) {
 	hctx, cancel := context.WithTimeout(ctx, w.c.cfg.HandleTimeout)
 	defer cancel()
-	err = w.c.handle(hctx, rec)
+	err = w.c.cfg.Handler(hctx, rec)
 	if errors.Is(err, ErrPoison) {
 		return true, w.c.deadLetter(ctx, rec, err)
 	}

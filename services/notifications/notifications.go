@@ -59,14 +59,18 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger, tel *telemetry.Tele
 		Brokers:         cfg.KafkaBrokers,
 		Group:           Group,
 		Topic:           Topic,
+		Handler:         h.handle,
 		DeadLetterTopic: DeadLetterTopic,
 		RetryBackoff:    100 * time.Millisecond,
 		RetryBackoffMax: cfg.RetryBackoffMax,
 		// A webhook delivery tries WebhookAttempts times, each bounded,
 		// with waits of up to 5s between them.
-		HandleTimeout:  (cfg.WebhookTimeout+5*time.Second)*time.Duration(cfg.WebhookAttempts) + 10*time.Second,
+		HandleTimeout: (cfg.WebhookTimeout+5*time.Second)*time.Duration(cfg.WebhookAttempts) + 10*time.Second,
+		// A revoked partition's record in hand finishes (or its
+		// transaction rolls back) within this; the README promises 10s.
+		HandoverGrace:  10 * time.Second,
 		SessionTimeout: cfg.SessionTimeout,
-	}, h.handle, log, tel.Metrics)
+	}, log, tel.Metrics)
 	if err != nil {
 		pool.Close()
 		return nil, err
