@@ -200,7 +200,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		c.client.AllowRebalance()
 	}
 	c.client.AllowRebalance()
-	c.stop(nil, c.cfg.HandoverGrace)
+	c.stop(nil, c.cfg.HandoverGrace, stopShutdown)
 	return nil
 }
 
@@ -229,7 +229,7 @@ func (c *Consumer) assigned(_ context.Context, _ *kgo.Client, assigned map[strin
 // revoked at the end of every session: the kept partitions' workers go on.
 func (c *Consumer) revoked(_ context.Context, _ *kgo.Client, revoked map[string][]int32) {
 	if ps := revoked[c.cfg.Topic]; len(ps) > 0 {
-		c.stop(ps, c.cfg.HandoverGrace)
+		c.stop(ps, c.cfg.HandoverGrace, stopRevoked)
 	}
 }
 
@@ -237,24 +237,40 @@ func (c *Consumer) revoked(_ context.Context, _ *kgo.Client, revoked map[string]
 // their commits would fail, so the record in hand is abandoned at once.
 func (c *Consumer) lost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
 	if ps := lost[c.cfg.Topic]; len(ps) > 0 {
-		c.stop(ps, 0)
+		c.stop(ps, 0, stopLost)
 	}
 }
+
+// Why workers stop, as the handover log line says.
+const (
+	stopRevoked  = "revoked"
+	stopLost     = "lost"
+	stopShutdown = "shutdown"
+)
 
 // stop stops the given partitions' workers, or all of them for nil, and
 // waits for them. A worker still busy after grace has its handling
 // cancelled. Workers stay in the map until they are done, so a revoke
-// during shutdown still waits for them.
-func (c *Consumer) stop(partitions []int32, grace time.Duration) {
+// during shutdown still waits for them. The log line comes once every
+// worker was told, so whoever reads it knows no new record starts.
+func (c *Consumer) stop(partitions []int32, grace time.Duration, why string) {
 	c.mu.Lock()
 	var stopping []*worker
+	var ps []int32
 	for p, w := range c.workers {
 		if partitions == nil || slices.Contains(partitions, p) {
 			stopping = append(stopping, w)
+			ps = append(ps, p)
 			w.stopOnce.Do(func() { close(w.quit) })
 		}
 	}
 	c.mu.Unlock()
+	if len(stopping) == 0 {
+		return
+	}
+	slices.Sort(ps)
+	c.log.Info("consumer: handing over partitions", "topic", c.cfg.Topic, "partitions", ps,
+		"reason", why, "grace", grace.String())
 	timer := time.NewTimer(grace)
 	defer timer.Stop()
 	for _, w := range stopping {
