@@ -259,6 +259,9 @@ func (c *Consumer) stop(partitions []int32, grace time.Duration, why string) {
 	var ps []int32
 	for p, w := range c.workers {
 		if partitions == nil || slices.Contains(partitions, p) {
+			if why == stopLost {
+				w.lost.Store(true)
+			}
 			stopping = append(stopping, w)
 			ps = append(ps, p)
 			w.stopOnce.Do(func() { close(w.quit) })

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -20,6 +21,9 @@ type worker struct {
 	done      chan struct{}
 	// cancel ends the handling of the record in hand.
 	cancel context.CancelFunc
+	// lost is set when the partition went to another member without a
+	// revoke: there is nothing left to commit for.
+	lost atomic.Bool
 
 	mu    sync.Mutex
 	queue []*kgo.Record
@@ -202,11 +206,19 @@ func (w *worker) attempt(ctx context.Context, rec *kgo.Record) (deadLettered boo
 	return false, err
 }
 
-// commit commits up to and including rec. A failed commit is logged, not
-// retried: the records after the last good commit are handled again by
-// whoever owns the partition next, which handlers are idempotent for.
+// commit commits up to and including rec. It does so even after the
+// handling was abandoned (ctx cancelled when the handover grace ran out):
+// the records handled before the abandoned one are done, and the next
+// owner must not handle them again. A lost partition is not committed:
+// its member's commits are refused, as it is another member's already. A
+// failed commit is logged, not retried: the records after the last good
+// commit are handled again by whoever owns the partition next, which
+// handlers are idempotent for.
 func (w *worker) commit(ctx context.Context, rec *kgo.Record) {
-	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	if w.lost.Load() {
+		return
+	}
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	if err := w.c.client.CommitRecords(cctx, rec); err != nil {
 		w.c.log.WarnContext(ctx, "consumer: commit failed; records may be handled again", "topic", rec.Topic,
