@@ -47,7 +47,7 @@ func TestAMemberStoppedMidHandlingIsSucceededFromTheFirstUnhandledRecord(t *test
 		t.Errorf("partition 0 committed up to %d while its record %d is in hand", c, stuckAt)
 	}
 
-	first.stop()
+	first.stop(t)
 	calls := j.all()
 	last := calls[len(calls)-1]
 	if last.partition != 0 || last.offset != stuckAt || !errors.Is(last.err, context.Canceled) {

@@ -187,10 +187,30 @@ func upTo(first, last int64) []int64 {
 
 // member is a Consumer running in the background.
 type member struct {
-	c      *kafkaconsumer.Consumer
 	cancel context.CancelFunc
-	done   chan error
-	stop   func()
+	done   chan struct{} // closed when Run returned
+	err    error         // Run's, once done
+}
+
+// wait waits for Run to return and returns its error.
+func (m *member) wait(t *testing.T) error {
+	t.Helper()
+	select {
+	case <-m.done:
+		return m.err
+	case <-time.After(time.Minute):
+		t.Fatal("Run did not return within a minute of its context's end")
+		return nil
+	}
+}
+
+// stop ends Run's context and waits for it to return.
+func (m *member) stop(t *testing.T) {
+	t.Helper()
+	m.cancel()
+	if err := m.wait(t); err != nil {
+		t.Errorf("Run: %v", err)
+	}
 }
 
 // config is what the tests share: short backoffs, quick heartbeats so
@@ -204,8 +224,7 @@ func config(broker *kfake.Cluster, name string, h kafkaconsumer.Handler) kafkaco
 	}
 }
 
-// start runs a consumer until the test ends or stop is called; stop
-// waits for Run to return.
+// start runs a consumer until the test ends or stop is called.
 func start(t *testing.T, cfg kafkaconsumer.Config, log *slog.Logger) *member {
 	t.Helper()
 	c, err := kafkaconsumer.New(cfg, log, nil)
@@ -213,23 +232,12 @@ func start(t *testing.T, cfg kafkaconsumer.Config, log *slog.Logger) *member {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	m := &member{c: c, cancel: cancel, done: make(chan error, 1)}
-	go func() { m.done <- c.Run(ctx) }()
-	var once sync.Once
-	m.stop = func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-m.done:
-				if err != nil {
-					t.Errorf("Run: %v", err)
-				}
-			case <-time.After(time.Minute):
-				t.Errorf("Run did not return within a minute of its context's end")
-			}
-		})
-	}
-	t.Cleanup(m.stop)
+	m := &member{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(m.done)
+		m.err = c.Run(ctx)
+	}()
+	t.Cleanup(func() { m.stop(t) })
 	return m
 }
 
