@@ -25,9 +25,9 @@ import (
 // Run's context is done, so that a record begun is finished: it is
 // cancelled only when the record is abandoned (the handover grace ran out,
 // or the partition was lost), and each call is bounded by
-// Config.HandleTimeout. A Handler that returns after its context was
-// cancelled has not handled the record: it is not committed, and the
-// partition's next owner handles it.
+// Config.HandleTimeout. A Handler whose context ended should undo what it
+// began and return the context's error: the record is then not committed,
+// and it is handled again (by the next owner, or at the next retry).
 type Handler func(ctx context.Context, rec *kgo.Record) error
 
 // Config says what to consume, what to do with each record and how
@@ -46,7 +46,8 @@ type Config struct {
 	// (ErrPoison). Run creates it, with one partition, unless it exists.
 	DeadLetterTopic string
 	// RetryBackoff is the first wait before a failed record is retried
-	// (default 100ms); it doubles up to RetryBackoffMax.
+	// (default 100ms); it doubles up to RetryBackoffMax (default
+	// RetryBackoff: no doubling).
 	RetryBackoff, RetryBackoffMax time.Duration
 	// HandleTimeout bounds one call of Handler (default 1m).
 	HandleTimeout time.Duration
@@ -164,9 +165,10 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Consumer, er
 	return c, nil
 }
 
-// Run consumes until ctx is done. Then every worker finishes the record in
-// hand (within Config.HandoverGrace) and commits, and the member leaves the
-// group. It returns nil once that is done.
+// Run consumes until ctx is done. Then every worker finishes its record in
+// hand (or abandons it once Config.HandoverGrace is over) and commits what
+// it handled, and the member leaves the group. Run returns nil once that is
+// done.
 func (c *Consumer) Run(ctx context.Context) error {
 	defer c.Close()
 	c.mu.Lock()
@@ -233,8 +235,9 @@ func (c *Consumer) revoked(_ context.Context, _ *kgo.Client, revoked map[string]
 	}
 }
 
-// lost stops the workers of partitions already given to another member:
-// their commits would fail, so the record in hand is abandoned at once.
+// lost stops the workers of partitions that may be another member's
+// already: their commits would be refused, so the record in hand is
+// abandoned at once and nothing is committed.
 func (c *Consumer) lost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
 	if ps := lost[c.cfg.Topic]; len(ps) > 0 {
 		c.stop(ps, 0, stopLost)

@@ -14,9 +14,12 @@ import (
 // decoded, say): it is written to the dead-letter topic and skipped.
 var ErrPoison = errors.New("record cannot be handled")
 
-// Header names on dead-lettered records.
+// Header names added to a dead-lettered record, after its own headers.
 const (
-	HeaderReason    = "dlq-reason"
+	// HeaderReason is the Handler's error text.
+	HeaderReason = "dlq-reason"
+	// HeaderTopic, HeaderPartition and HeaderOffset say where the record
+	// came from (partition and offset in decimal).
 	HeaderTopic     = "dlq-topic"
 	HeaderPartition = "dlq-partition"
 	HeaderOffset    = "dlq-offset"
