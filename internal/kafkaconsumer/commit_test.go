@@ -37,11 +37,7 @@ func TestAMemberStoppedMidHandlingIsSucceededFromTheFirstUnhandledRecord(t *test
 	}))
 	cfg.HandoverGrace = 100 * time.Millisecond
 	first := start(t, cfg, nil)
-	select {
-	case <-inHand:
-	case <-time.After(time.Minute):
-		t.Fatal("the handler never reached the record it is stuck on")
-	}
+	await(t, inHand, "the record the handler is stuck on")
 	waitFor(t, "the other partition to be handled and committed", func() bool { return committed(t, cl)[1] == total })
 	if c, ok := committed(t, cl)[0]; ok && c > stuckAt {
 		t.Errorf("partition 0 committed up to %d while its record %d is in hand", c, stuckAt)

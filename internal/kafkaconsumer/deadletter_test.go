@@ -66,7 +66,7 @@ func TestPoisonRecordIsDeadLetteredCommittedAndSkipped(t *testing.T) {
 	}
 	produce(t, cl, 1, 0, 5)
 
-	<-atGood
+	await(t, atGood, "the record after the first poison one")
 	// The poison record before was committed as soon as it was written
 	// aside, not at the end of its batch: a crash now would not write it
 	// twice.

@@ -94,6 +94,16 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// await waits for ch to be closed.
+func await(t *testing.T, ch <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(time.Minute):
+		t.Fatalf("timed out waiting for %s", what)
+	}
+}
+
 // handling is one call of a Handler, as the journal saw it end.
 type handling struct {
 	member    string

@@ -46,7 +46,7 @@ func TestALostPartitionIsAbandonedAtOnceAndHandledAgainFromTheLastCommit(t *test
 	cfg.HandoverGrace = 10 * time.Minute
 	var hos handovers
 	start(t, cfg, hos.logger())
-	<-atRecord
+	await(t, atRecord, "the record in hand")
 
 	broker.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Heartbeat}, Group: group, Err: kerr.IllegalGeneration})
 	if ho := hos.wait(t, "lost"); !slices.Equal(ho.partitions, []int32{0}) {

@@ -63,12 +63,20 @@ func testRebalanceMidBatch(t *testing.T, refuse bool) {
 
 	var j journal
 	release := make(chan struct{})
-	blocked := make(chan int32, partitions)
+	allBlocked := make(chan struct{}) // closed once every partition's worker holds offset inHand
+	holding := map[int32]bool{}
 	first := func(ctx context.Context, rec *kgo.Record) error {
 		if rec.Offset != inHand {
 			return nil
 		}
-		blocked <- rec.Partition
+		mu.Lock()
+		if !holding[rec.Partition] {
+			holding[rec.Partition] = true
+			if len(holding) == partitions {
+				close(allBlocked)
+			}
+		}
+		mu.Unlock()
 		select {
 		case <-release:
 			return nil
@@ -78,9 +86,7 @@ func testRebalanceMidBatch(t *testing.T, refuse bool) {
 	}
 	var hos handovers
 	start(t, config(broker, "a", j.wrap("a", first)), hos.logger())
-	for range partitions {
-		<-blocked // every partition's worker holds offset inHand, its batch queued behind it
-	}
+	await(t, allBlocked, "every partition's worker to hold its record in hand, the rest of its batch queued")
 	if refuse {
 		id := memberID(t, cl, "a")
 		mu.Lock()

@@ -63,7 +63,7 @@ func testShutdown(t *testing.T, grace time.Duration, finishes bool) {
 	cfg.HandoverGrace = grace
 	var hos handovers
 	m := start(t, cfg, hos.logger())
-	<-atRecord
+	await(t, atRecord, "the record in hand")
 	waitFor(t, "the other partition to be handled", func() bool { return j.covers(1, total) })
 
 	m.cancel()
