@@ -17,10 +17,10 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	lomsv1 "github.com/minizon/minizon/gen/minizon/loms/v1"
+	"github.com/minizon/minizon/internal/kafkaconsumer"
 	"github.com/minizon/minizon/internal/telemetry"
 	"github.com/minizon/minizon/services/loms/order"
 	"github.com/minizon/minizon/services/loms/wire"
-	"github.com/minizon/minizon/services/notifications/consumer"
 	"github.com/minizon/minizon/services/notifications/notification"
 )
 
@@ -219,7 +219,7 @@ func FuzzHandle(f *testing.F) {
 
 		n, decodeErr := decode(value)
 		if decodeErr != nil {
-			if !errors.Is(err, consumer.ErrPoison) {
+			if !errors.Is(err, kafkaconsumer.ErrPoison) {
 				t.Fatalf("undecodable record (%v) handled with %v, not dead-lettered", decodeErr, err)
 			}
 			if recorder.calls != 0 || len(sender.sent) != 0 || len(spans.Ended()) != 0 {
@@ -229,7 +229,7 @@ func FuzzHandle(f *testing.F) {
 		}
 		checkNotification(t, n)
 		switch {
-		case failDelivery && (err == nil || errors.Is(err, consumer.ErrPoison)):
+		case failDelivery && (err == nil || errors.Is(err, kafkaconsumer.ErrPoison)):
 			t.Fatalf("failed delivery handled with %v; want the error, to retry", err)
 		case !failDelivery && err != nil:
 			t.Fatalf("valid record handled with %v", err)

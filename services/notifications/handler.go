@@ -14,8 +14,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	lomsv1 "github.com/minizon/minizon/gen/minizon/loms/v1"
+	"github.com/minizon/minizon/internal/kafkaconsumer"
 	"github.com/minizon/minizon/internal/telemetry"
-	"github.com/minizon/minizon/services/notifications/consumer"
 	"github.com/minizon/minizon/services/notifications/notification"
 )
 
@@ -60,7 +60,7 @@ func newHandler(recorder Recorder, sender Sender, tel *telemetry.Telemetry) (*ha
 func (h *handler) handle(ctx context.Context, rec *kgo.Record) error {
 	n, err := decode(rec.Value)
 	if err != nil {
-		return fmt.Errorf("%w: %w", consumer.ErrPoison, err)
+		return fmt.Errorf("%w: %w", kafkaconsumer.ErrPoison, err)
 	}
 	opts := []trace.SpanStartOption{
 		trace.WithNewRoot(),

@@ -7,9 +7,9 @@ import (
 	"connectrpc.com/connect"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/minizon/minizon/internal/kafkaconsumer"
 	"github.com/minizon/minizon/internal/pgpool"
 	"github.com/minizon/minizon/internal/platform"
-	"github.com/minizon/minizon/services/notifications/consumer"
 	"github.com/minizon/minizon/services/notifications/sender"
 	"github.com/minizon/minizon/services/notifications/store"
 )
@@ -29,7 +29,7 @@ const (
 type App struct {
 	pool     *pgxpool.Pool
 	store    *store.Store
-	consumer *consumer.Consumer
+	consumer *kafkaconsumer.Consumer
 }
 
 // Open migrates the database and connects to it and to Kafka; consuming
@@ -55,18 +55,22 @@ func Open(ctx context.Context, cfg Config, deps platform.Deps) (*App, error) {
 		pool.Close()
 		return nil, err
 	}
-	c, err := consumer.New(consumer.Config{
+	c, err := kafkaconsumer.New(kafkaconsumer.Config{
 		Brokers:         cfg.KafkaBrokers,
 		Group:           Group,
 		Topic:           Topic,
+		Handler:         h.handle,
 		DeadLetterTopic: DeadLetterTopic,
 		RetryBackoff:    100 * time.Millisecond,
 		RetryBackoffMax: cfg.RetryBackoffMax,
 		// A webhook delivery tries WebhookAttempts times, each bounded,
 		// with waits of up to 5s between them.
-		HandleTimeout:  (cfg.WebhookTimeout+5*time.Second)*time.Duration(cfg.WebhookAttempts) + 10*time.Second,
+		HandleTimeout: (cfg.WebhookTimeout+5*time.Second)*time.Duration(cfg.WebhookAttempts) + 10*time.Second,
+		// A revoked partition's record in hand finishes (or its
+		// transaction rolls back) within this; the README promises 10s.
+		HandoverGrace:  10 * time.Second,
 		SessionTimeout: cfg.SessionTimeout,
-	}, h.handle, log, tel.Metrics)
+	}, log, tel.Metrics)
 	if err != nil {
 		pool.Close()
 		return nil, err

@@ -24,12 +24,12 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	lomsv1 "github.com/minizon/minizon/gen/minizon/loms/v1"
+	"github.com/minizon/minizon/internal/kafkaconsumer"
 	"github.com/minizon/minizon/internal/migrate"
 	"github.com/minizon/minizon/internal/pgtest"
 	"github.com/minizon/minizon/internal/platform"
 	"github.com/minizon/minizon/internal/telemetry"
 	"github.com/minizon/minizon/services/notifications"
-	"github.com/minizon/minizon/services/notifications/consumer"
 	"github.com/minizon/minizon/services/notifications/notification"
 	"github.com/minizon/minizon/services/notifications/sender"
 )
@@ -341,16 +341,16 @@ func TestUndecodableRecordGoesToDeadLetterTopic(t *testing.T) {
 		if string(r.Value) != string(want.Value) || string(r.Key) != "7" {
 			t.Errorf("dead letter %d: key %q value %q, want the original record", i, r.Key, r.Value)
 		}
-		reason := header(r, consumer.HeaderReason)
+		reason := header(r, kafkaconsumer.HeaderReason)
 		if reason == "" {
-			t.Errorf("dead letter %d has no %s header", i, consumer.HeaderReason)
+			t.Errorf("dead letter %d has no %s header", i, kafkaconsumer.HeaderReason)
 		}
-		if header(r, consumer.HeaderTopic) != notifications.Topic || header(r, consumer.HeaderOffset) == "" {
+		if header(r, kafkaconsumer.HeaderTopic) != notifications.Topic || header(r, kafkaconsumer.HeaderOffset) == "" {
 			t.Errorf("dead letter %d does not say where it came from: %v", i, r.Headers)
 		}
 		t.Logf("dead letter %d: %s", i, reason)
 	}
-	if reason := header(dead[1], consumer.HeaderReason); !strings.Contains(reason, "user 0") {
+	if reason := header(dead[1], kafkaconsumer.HeaderReason); !strings.Contains(reason, "user 0") {
 		t.Errorf("reason %q does not name the bad field", reason)
 	}
 }
