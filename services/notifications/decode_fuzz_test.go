@@ -19,8 +19,6 @@ import (
 	lomsv1 "github.com/minizon/minizon/gen/minizon/loms/v1"
 	"github.com/minizon/minizon/internal/kafkaconsumer"
 	"github.com/minizon/minizon/internal/telemetry"
-	"github.com/minizon/minizon/services/loms/order"
-	"github.com/minizon/minizon/services/loms/wire"
 	"github.com/minizon/minizon/services/notifications/notification"
 )
 
@@ -87,7 +85,7 @@ func addEventSeeds(f *testing.F, wrap func([]byte) []any) {
 // order and user ids, a status the user can be told about, a previous
 // status that is empty or known, an occurred_at inside protobuf's Timestamp
 // range, which the store can record), and that notification, encoded again
-// the way LOMS encodes events, decodes to the same notification. What it
+// as an OrderEvent, decodes to the same notification. What it
 // rejects either is not an OrderEvent or is one marked notification.ErrInvalid.
 func FuzzDecode(f *testing.F) {
 	addEventSeeds(f, func(b []byte) []any { return []any{b} })
@@ -105,13 +103,9 @@ func FuzzDecode(f *testing.F) {
 		if err := proto.Unmarshal(value, &ev); err != nil {
 			t.Fatalf("decode accepted what is no OrderEvent: %v", err)
 		}
-		items := make([]order.Item, len(ev.GetItems()))
-		for i, it := range ev.GetItems() {
-			items[i] = order.Item{SKU: it.GetSku(), Count: it.GetCount()}
-		}
-		again, err := wire.EncodeEvent(order.Event{
-			ID: n.EventID, OrderID: n.OrderID, User: n.User, Status: domainStatus(t, n.Status),
-			Previous: domainStatus(t, n.Previous), OccurredAt: n.OccurredAt, Items: items,
+		again, err := proto.Marshal(&lomsv1.OrderEvent{
+			EventId: n.EventID.String(), OrderId: n.OrderID, User: n.User, Status: wireStatus(t, n.Status),
+			PreviousStatus: wireStatus(t, n.Previous), OccurredAt: timestamppb.New(n.OccurredAt), Items: ev.GetItems(),
 		})
 		if err != nil {
 			t.Fatalf("encode %+v again: %v", n, err)
@@ -147,17 +141,18 @@ func checkNotification(t *testing.T, n notification.Notification) {
 	}
 }
 
-// domainStatus is LOMS's status of the given name, unspecified for none.
-func domainStatus(t *testing.T, s notification.Status) order.Status {
+// wireStatus is the proto enum's status of the given name, unspecified
+// for none.
+func wireStatus(t *testing.T, s notification.Status) lomsv1.OrderStatus {
 	t.Helper()
 	if s == "" {
-		return order.StatusUnspecified
+		return lomsv1.OrderStatus_ORDER_STATUS_UNSPECIFIED
 	}
-	st, err := order.ParseStatus(string(s))
-	if err != nil {
-		t.Fatalf("status %q: %v", s, err)
+	v, ok := lomsv1.OrderStatus_value["ORDER_STATUS_"+strings.ToUpper(string(s))]
+	if !ok {
+		t.Fatalf("status %q is not in the proto enum", s)
 	}
-	return st
+	return lomsv1.OrderStatus(v)
 }
 
 // fuzzRecorder delivers by calling send, and records what it was given.

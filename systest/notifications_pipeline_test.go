@@ -1,12 +1,16 @@
-package notifications_test
+package systest_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kfake"
 	"go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"golang.org/x/sync/errgroup"
@@ -20,12 +24,14 @@ import (
 	"github.com/minizon/minizon/services/loms"
 	"github.com/minizon/minizon/services/loms/order"
 	"github.com/minizon/minizon/services/loms/outbox"
+	"github.com/minizon/minizon/services/notifications"
 	"github.com/minizon/minizon/services/notifications/notification"
+	"github.com/minizon/minizon/services/notifications/sender"
 )
 
 // startLOMS runs the real LOMS (server, outbox relay, sweeper) on a fresh
 // database, publishing to brokers, and returns a client.
-func startLOMS(t *testing.T, brokers []string, tel *telemetry.Telemetry) lomsv1connect.LomsServiceClient {
+func startEventsLOMS(t *testing.T, brokers []string, tel *telemetry.Telemetry) lomsv1connect.LomsServiceClient {
 	t.Helper()
 	url := pg.NewDatabase(t, "loms", func(ctx context.Context, url string) error { return migrate.Up(ctx, url, "loms") })
 	app, err := loms.Open(t.Context(), loms.Config{
@@ -67,10 +73,10 @@ func startLOMS(t *testing.T, brokers []string, tel *telemetry.Telemetry) lomsv1c
 // every status change is notified exactly once, each order's in order.
 func TestEveryStatusChangeOfConcurrentOrdersIsNotifiedOnceInOrder(t *testing.T) {
 	t.Parallel()
-	broker := newBroker(t)
-	hook := newWebhook(t)
-	client := startLOMS(t, broker.ListenAddrs(), telemetry.Nop())
-	run := start(t, newDatabase(t), broker.ListenAddrs(), hook.url, telemetry.Nop())
+	broker := newEventsBroker(t)
+	hook := newNotifyHook(t)
+	client := startEventsLOMS(t, broker.ListenAddrs(), telemetry.Nop())
+	run := startNotifications(t, notificationsDB(t), broker.ListenAddrs(), hook.url, telemetry.Nop())
 
 	const orders = 500
 	want := map[int64][]notification.Status{}
@@ -110,7 +116,7 @@ func TestEveryStatusChangeOfConcurrentOrdersIsNotifiedOnceInOrder(t *testing.T) 
 		}
 		total += len(want[id])
 	}
-	waitFor(t, "every status change to be notified", func() bool { return len(hook.received()) >= total })
+	waitUntil(t, "every status change to be notified", func() bool { return len(hook.received()) >= total })
 	time.Sleep(200 * time.Millisecond) // duplicates, if any, would arrive now
 
 	got := hook.received()
@@ -146,20 +152,20 @@ func TestNotificationSpanLinksToTheRequestThatCausedIt(t *testing.T) {
 	spans := tracetest.NewInMemoryExporter()
 	tp := trace.NewTracerProvider(trace.WithSyncer(spans))
 	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
-	broker := newBroker(t)
-	hook := newWebhook(t)
-	client := startLOMS(t, broker.ListenAddrs(), telemetry.Nop().WithTracing(tp))
-	start(t, newDatabase(t), broker.ListenAddrs(), hook.url, telemetry.Nop().WithTracing(tp))
+	broker := newEventsBroker(t)
+	hook := newNotifyHook(t)
+	client := startEventsLOMS(t, broker.ListenAddrs(), telemetry.Nop().WithTracing(tp))
+	startNotifications(t, notificationsDB(t), broker.ListenAddrs(), hook.url, telemetry.Nop().WithTracing(tp))
 
 	if _, err := client.CreateOrder(t.Context(), &lomsv1.CreateOrderRequest{
 		User: 9, Items: []*lomsv1.OrderItem{{Sku: 1, Count: 2}},
 	}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the order's two notifications", func() bool { return len(hook.received()) == 2 })
+	waitUntil(t, "the order's two notifications", func() bool { return len(hook.received()) == 2 })
 	var create tracetest.SpanStub
 	var notify []tracetest.SpanStub
-	waitFor(t, "the spans to end", func() bool {
+	waitUntil(t, "the spans to end", func() bool {
 		notify = notify[:0]
 		for _, s := range spans.GetSpans() {
 			switch s.Name {
@@ -177,4 +183,94 @@ func TestNotificationSpanLinksToTheRequestThatCausedIt(t *testing.T) {
 			t.Errorf("span %q links to %+v, want the CreateOrder span %s", s.Name, s.Links, create.SpanContext.SpanID())
 		}
 	}
+}
+
+// notifyHook is the user-facing messaging service: it records every POST.
+type notifyHook struct {
+	url string
+	mu  sync.Mutex
+	got []sender.Payload
+}
+
+func newNotifyHook(t *testing.T) *notifyHook {
+	t.Helper()
+	w := &notifyHook{}
+	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		var p sender.Payload
+		if err := json.NewDecoder(r.Body).Decode(&p); err != nil {
+			http.Error(rw, err.Error(), http.StatusBadRequest)
+			return
+		}
+		w.mu.Lock()
+		w.got = append(w.got, p)
+		w.mu.Unlock()
+	}))
+	t.Cleanup(srv.Close)
+	w.url = srv.URL
+	return w
+}
+
+func (w *notifyHook) received() []sender.Payload {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]sender.Payload(nil), w.got...)
+}
+
+// waitUntil polls until cond holds; the limit only keeps a broken build
+// from hanging, it measures nothing.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func notificationsDB(t testing.TB) string {
+	t.Helper()
+	return pg.NewDatabase(t, "notifications", func(ctx context.Context, url string) error {
+		return migrate.Up(ctx, url, "notifications")
+	})
+}
+
+func newEventsBroker(t testing.TB) *kfake.Cluster {
+	t.Helper()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, notifications.Topic), kfake.AllowAutoTopicCreation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+// notifier is a Notifications instance consuming in the background.
+type notifier struct {
+	app *notifications.App
+}
+
+// startNotifications runs Notifications on dbURL, consuming brokers and
+// posting to webhookURL, until the test ends.
+func startNotifications(t testing.TB, dbURL string, brokers []string, webhookURL string, tel *telemetry.Telemetry) *notifier {
+	t.Helper()
+	app, err := notifications.Open(t.Context(), notifications.Config{
+		DatabaseURL: dbURL, KafkaBrokers: brokers, WebhookURL: webhookURL,
+		WebhookTimeout: 5 * time.Second, WebhookAttempts: 2, RetryBackoffMax: 200 * time.Millisecond,
+	}, platform.Deps{Log: quiet, Tel: tel})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- app.Workers()[0](ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("consumer: %v", err)
+		}
+		app.Close(context.Background())
+	})
+	return &notifier{app: app}
 }
