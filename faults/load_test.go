@@ -70,6 +70,8 @@ type placed struct {
 	// refused: OrderPayed answered FailedPrecondition (the order had
 	// expired and was cancelled).
 	refused bool
+	// changed is when the payment or cancellation was answered.
+	changed time.Time
 }
 
 // newLoad is a load on the system's LOMS replicas, over the skus of
@@ -155,7 +157,7 @@ func (l *load) work(ctx context.Context, rng *rand.Rand) {
 				return err
 			})
 			l.mu.Lock()
-			p.payed, p.refused = ok && !refused, refused
+			p.payed, p.refused, p.changed = ok && !refused, refused, time.Now()
 			l.mu.Unlock()
 		case r < l.pay+l.cancel:
 			ok := l.call(ctx, id, func(ctx context.Context, c lomsv1connect.LomsServiceClient) error {
@@ -163,7 +165,7 @@ func (l *load) work(ctx context.Context, rng *rand.Rand) {
 				return err
 			})
 			l.mu.Lock()
-			p.cancelled = ok
+			p.cancelled, p.changed = ok, time.Now()
 			l.mu.Unlock()
 		}
 	}
