@@ -196,3 +196,28 @@ func waitUntil(t *testing.T, cond func() bool) error {
 	}
 	return nil
 }
+
+// TestStandbyStartedAgainCatchesUp: a stopped standby started again on its
+// directory is a standby still, and receives what it missed.
+func TestStandbyStartedAgainCatchesUp(t *testing.T) {
+	ctx := t.Context()
+	primary, standby := primaryAndStandby(t)
+	if err := standby.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := execSQL(t, primary.URL("postgres"), "INSERT INTO kept VALUES (2)"); err != nil {
+		t.Fatal(err)
+	}
+	again, err := primary.StartStandby(ctx, Options{Dir: standby.dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = again.Stop() })
+	if err := waitUntil(t, func() bool { return len(values(t, again.URL("postgres"))) == 2 }); err != nil {
+		t.Fatalf("the restarted standby did not receive what it missed: %v", err)
+	}
+	var recovering bool
+	if err := query(t, again.URL("postgres"), "SELECT pg_is_in_recovery()", &recovering); err != nil || !recovering {
+		t.Fatalf("the restarted standby in recovery: %v %v", recovering, err)
+	}
+}
