@@ -3,8 +3,10 @@ package faults_test
 import (
 	"context"
 	"errors"
+	"maps"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -39,17 +41,27 @@ type load struct {
 
 	mu     sync.Mutex
 	orders map[int64]*placed
+	// superseded are orders acknowledged under an id that a later
+	// CreateOrder was acknowledged under too: the database lost the first
+	// and gave its id again (a failover that lost commits).
+	superseded []*placed
 	// codes counts every failed attempt by Connect code.
 	codes map[connect.Code]int
-	// unexpected are errors no retry can mend (a caller's mistake, or a
-	// server fault): the test fails on any.
-	unexpected []error
+	// unexpected are calls that failed with an error no retry can mend (a
+	// caller's mistake, or a server fault): the test fails on any that a
+	// fault does not excuse (see excuse).
+	unexpected []failure
 	// created are the times CreateOrder was acknowledged.
 	created []time.Time
 }
 
 // placed is what a client was told about one order.
 type placed struct {
+	id  int64
+	key string
+	// asked and at are when CreateOrder was first sent and when it was
+	// acknowledged.
+	asked, at time.Time
 	user      int64
 	items     map[uint32]uint32
 	status    lomsv1.OrderStatus
@@ -58,6 +70,8 @@ type placed struct {
 	// refused: OrderPayed answered FailedPrecondition (the order had
 	// expired and was cancelled).
 	refused bool
+	// changed is when the payment or cancellation was answered.
+	changed time.Time
 }
 
 // newLoad is a load on the system's LOMS replicas, over the skus of
@@ -111,16 +125,21 @@ func (l *load) work(ctx context.Context, rng *rand.Rand) {
 			req.Items = append(req.Items, &lomsv1.OrderItem{Sku: sku, Count: n})
 		}
 		var res *lomsv1.CreateOrderResponse
-		if !l.call(ctx, func(ctx context.Context, c lomsv1connect.LomsServiceClient) (err error) {
+		asked := time.Now()
+		if !l.call(ctx, 0, func(ctx context.Context, c lomsv1connect.LomsServiceClient) (err error) {
 			res, err = c.CreateOrder(ctx, req)
 			return err
 		}) {
 			continue
 		}
-		p := &placed{user: req.GetUser(), items: items, status: res.GetStatus()}
+		p := &placed{id: res.GetOrderId(), key: req.GetIdempotencyKey(), asked: asked, at: time.Now(), user: req.GetUser(),
+			items: items, status: res.GetStatus()}
 		l.mu.Lock()
-		l.orders[res.GetOrderId()] = p
-		l.created = append(l.created, time.Now())
+		if was, ok := l.orders[p.id]; ok && was.key != p.key {
+			l.superseded = append(l.superseded, was)
+		}
+		l.orders[p.id] = p
+		l.created = append(l.created, p.at)
 		l.mu.Unlock()
 		if res.GetStatus() != lomsv1.OrderStatus_ORDER_STATUS_AWAITING_PAYMENT {
 			continue
@@ -129,7 +148,7 @@ func (l *load) work(ctx context.Context, rng *rand.Rand) {
 		switch r := rng.Float64(); {
 		case r < l.pay:
 			var refused bool
-			ok := l.call(ctx, func(ctx context.Context, c lomsv1connect.LomsServiceClient) error {
+			ok := l.call(ctx, id, func(ctx context.Context, c lomsv1connect.LomsServiceClient) error {
 				_, err := c.OrderPayed(ctx, &lomsv1.OrderPayedRequest{OrderId: id})
 				if connect.CodeOf(err) == connect.CodeFailedPrecondition {
 					refused = true
@@ -138,24 +157,31 @@ func (l *load) work(ctx context.Context, rng *rand.Rand) {
 				return err
 			})
 			l.mu.Lock()
-			p.payed, p.refused = ok && !refused, refused
+			p.payed, p.refused, p.changed = ok && !refused, refused, time.Now()
 			l.mu.Unlock()
 		case r < l.pay+l.cancel:
-			ok := l.call(ctx, func(ctx context.Context, c lomsv1connect.LomsServiceClient) error {
+			ok := l.call(ctx, id, func(ctx context.Context, c lomsv1connect.LomsServiceClient) error {
 				_, err := c.CancelOrder(ctx, &lomsv1.CancelOrderRequest{OrderId: id})
 				return err
 			})
 			l.mu.Lock()
-			p.cancelled = ok
+			p.cancelled, p.changed = ok, time.Now()
 			l.mu.Unlock()
 		}
 	}
 }
 
+// failure is a call that failed for good.
+type failure struct {
+	// order is the order paid or cancelled; 0 for CreateOrder.
+	order int64
+	err   error
+}
+
 // call runs fn against a random replica until it succeeds, retrying what
 // a client may retry; false when the load stopped first or the error was
-// not retryable.
-func (l *load) call(ctx context.Context, fn func(context.Context, lomsv1connect.LomsServiceClient) error) bool {
+// not retryable. order is the order fn is about, if any.
+func (l *load) call(ctx context.Context, order int64, fn func(context.Context, lomsv1connect.LomsServiceClient) error) bool {
 	for {
 		// Generous: a slow answer on a busy machine is not what these tests
 		// are about; a server that stopped answering is.
@@ -175,7 +201,7 @@ func (l *load) call(ctx context.Context, fn func(context.Context, lomsv1connect.
 		// as Canceled; with this caller still waiting, the server went
 		// away, which a retry mends like Unavailable.
 		if code != connect.CodeUnavailable && code != connect.CodeDeadlineExceeded && code != connect.CodeCanceled {
-			l.unexpected = append(l.unexpected, err)
+			l.unexpected = append(l.unexpected, failure{order: order, err: err})
 			l.mu.Unlock()
 			return false
 		}
@@ -186,6 +212,20 @@ func (l *load) call(ctx context.Context, fn func(context.Context, lomsv1connect.
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// askedBetween are the orders first asked for after from and acknowledged
+// before to.
+func (l *load) askedBetween(from, to time.Time) []*placed {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []*placed
+	for _, p := range append(slices.Collect(maps.Values(l.orders)), l.superseded...) {
+		if p.asked.After(from) && p.at.Before(to) {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // createdBetween counts orders acknowledged in [from, to).
@@ -212,6 +252,46 @@ func (l *load) waitCreated(since time.Time, n int, d time.Duration) {
 	}
 }
 
+// firstCreatedAfter is when the first order after t was acknowledged; the
+// zero time when none was.
+func (l *load) firstCreatedAfter(t time.Time) time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var first time.Time
+	for _, at := range l.created {
+		if at.After(t) && (first.IsZero() || at.Before(first)) {
+			first = at
+		}
+	}
+	return first
+}
+
+// excuse takes out of the failed calls those that a lost order explains:
+// a payment or a cancellation of an order in lost answered NotFound (the
+// order is gone) or FailedPrecondition (its id now names another order,
+// in a state that refuses the call). It returns how many it took out;
+// checkCodes no longer sees them.
+func (l *load) excuse(lost map[int64]bool) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	kept := l.unexpected[:0]
+	n := 0
+	for _, f := range l.unexpected {
+		code := connect.CodeOf(f.err)
+		if lost[f.order] && (code == connect.CodeNotFound || code == connect.CodeFailedPrecondition) {
+			l.codes[code]--
+			if l.codes[code] == 0 {
+				delete(l.codes, code)
+			}
+			n++
+			continue
+		}
+		kept = append(kept, f)
+	}
+	l.unexpected = kept
+	return n
+}
+
 // failures are the failed attempts by code, for messages.
 func (l *load) failures() map[connect.Code]int {
 	l.mu.Lock()
@@ -230,7 +310,8 @@ func (l *load) checkCodes(allowed ...connect.Code) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if len(l.unexpected) > 0 {
-		l.t.Errorf("%d calls failed for good; first: %v", len(l.unexpected), l.unexpected[0])
+		f := l.unexpected[0]
+		l.t.Errorf("%d calls failed for good; first: %v (order %d)", len(l.unexpected), f.err, f.order)
 	}
 	var bad []string
 	for code, n := range l.codes {

@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -76,16 +77,34 @@ type options struct {
 	// a replica is killed, so that its partitions move on soon; the
 	// default elsewhere, so that a replica starved of CPU keeps them.
 	sessionTimeout time.Duration
+	// standby adds a streaming-replication standby of Postgres, and the
+	// services and the audit reach the database through both addresses.
+	standby replication
 }
+
+// replication is how a standby follows its primary.
+type replication int
+
+const (
+	noStandby replication = iota
+	// synchronousStandby: a commit is acknowledged once the standby has
+	// flushed it too.
+	synchronousStandby
+	// asynchronousStandby: the standby may lag; a commit acknowledged but
+	// not yet sent to it is lost when the primary is.
+	asynchronousStandby
+)
 
 // system is one deployment: a durable Postgres cluster, a Kafka broker
 // that can be stopped and started on the same port with its data, a
 // webhook receiving the notifications, and the services as processes.
 type system struct {
-	t      *testing.T
-	dir    string
-	pg     *pgcluster.Cluster
-	lomsDB *pgxpool.Pool
+	t   *testing.T
+	dir string
+	pg  *pgcluster.Cluster
+	// standby is the standby of pg, if any; failover promotes it.
+	standby *pgcluster.Cluster
+	lomsDB  *pgxpool.Pool
 	// lomsQ is what the audit reads LOMS's database through: the pool, or
 	// one snapshot while an audit runs.
 	lomsQ         querier
@@ -114,12 +133,25 @@ func newSystem(t *testing.T, opts options) *system {
 			t.Fatal(err)
 		}
 	}
+	if opts.standby != noStandby {
+		if s.standby, err = pg.StartStandby(ctx, pgcluster.Options{Dir: filepath.Join(s.dir, "pg-standby")}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.standby.Stop() })
+	}
+	// After the standby is made: it would copy the setting, and once
+	// promoted wait for a standby of its own.
+	if opts.standby == synchronousStandby {
+		if err := pg.SetSynchronous(ctx, "*"); err != nil {
+			t.Fatal(err)
+		}
+	}
 	s.broker = startBroker(t, filepath.Join(s.dir, "kafka"))
 	s.hook = newWebhook(t)
 
 	for i := range opts.loms {
 		s.loms = append(s.loms, s.spawn(fmt.Sprintf("loms-%d", i+1), "loms",
-			"DATABASE_URL="+pg.URL("loms"),
+			"DATABASE_URL="+s.dbURL("loms"),
 			"KAFKA_BROKERS="+s.broker.addr,
 			"MINIZON_SEED=true",
 			"LOMS_PAYMENT_TIMEOUT="+opts.paymentTimeout.String(),
@@ -129,7 +161,7 @@ func newSystem(t *testing.T, opts options) *system {
 	}
 	for i := range opts.notifications {
 		env := []string{
-			"DATABASE_URL=" + pg.URL("notifications"),
+			"DATABASE_URL=" + s.dbURL("notifications"),
 			"KAFKA_BROKERS=" + s.broker.addr,
 			// A path per replica shows which one delivered.
 			"NOTIFY_WEBHOOK_URL=" + s.hook.srv.URL + "/" + strconv.Itoa(i+1),
@@ -140,10 +172,21 @@ func newSystem(t *testing.T, opts options) *system {
 		}
 		s.notifications = append(s.notifications, s.spawn(fmt.Sprintf("notifications-%d", i+1), "notifications", env...))
 	}
-	s.lomsDB = pool(t, pg.URL("loms"))
+	s.lomsDB = pool(t, s.dbURL("loms"))
 	s.lomsQ = s.lomsDB
-	s.notifyDB = pool(t, pg.URL("notifications"))
+	s.notifyDB = pool(t, s.dbURL("notifications"))
 	return s
+}
+
+// dbURL is where the services and the audit find database name: with a
+// standby, on whichever of the two servers accepts writes. connect_timeout
+// bounds each address's attempt, for a server that is gone without
+// refusing connections.
+func (s *system) dbURL(name string) string {
+	if s.standby == nil {
+		return s.pg.URL(name)
+	}
+	return pgcluster.FailoverURL(name, s.pg, s.standby) + "&connect_timeout=2"
 }
 
 type querier interface {
@@ -187,6 +230,49 @@ func (s *system) crashPostgres(d time.Duration) {
 	time.Sleep(d)
 	if err := s.pg.Restart(s.t.Context()); err != nil {
 		s.t.Fatal(err)
+	}
+}
+
+// failover loses the primary as its machine would be lost (every process
+// killed at once) and promotes the standby, as an operator or a failover
+// manager would. It returns when the primary died and when the standby
+// took writes; the services are told nothing.
+func (s *system) failover() (killed, promoted time.Time) {
+	s.t.Helper()
+	if err := s.pg.Kill(); err != nil {
+		s.t.Fatal(err)
+	}
+	killed = time.Now()
+	if err := s.standby.Promote(s.t.Context()); err != nil {
+		s.t.Fatal(err)
+	}
+	return killed, time.Now()
+}
+
+// pauseReplication stops the primary's WAL senders (SIGSTOP): the standby
+// receives nothing more, as when it falls behind, while the primary goes on
+// committing without it. Kill ends them with the rest.
+func (s *system) pauseReplication() {
+	s.t.Helper()
+	rows, err := s.lomsDB.Query(s.t.Context(), "SELECT pid FROM pg_stat_replication")
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	pids, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+	if err != nil || len(pids) == 0 {
+		s.t.Fatalf("WAL senders %v: %v", pids, err)
+	}
+	for _, pid := range pids {
+		// Resumed if the test ends before Kill: a stopped process would
+		// hold up the server's shutdown.
+		s.t.Cleanup(func() {
+			if comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); strings.HasPrefix(string(comm), "postgres") {
+				_ = syscall.Kill(int(pid), syscall.SIGCONT)
+			}
+		})
+		if err := syscall.Kill(int(pid), syscall.SIGSTOP); err != nil {
+			s.t.Fatalf("pause WAL sender %d: %v", pid, err)
+		}
 	}
 }
 

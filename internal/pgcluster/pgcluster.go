@@ -45,11 +45,38 @@ type Cluster struct {
 	settings string
 	// lock is held while this process owns dir.
 	lock *os.File
+	// killed: Kill left the directory with no server running.
+	killed bool
 }
 
 // Start initialises (if needed) and starts a cluster listening on a free
 // loopback port.
 func Start(ctx context.Context, opts Options) (*Cluster, error) {
+	c, err := prepare(opts)
+	if err != nil {
+		return nil, err
+	}
+	started := false
+	defer func() {
+		if !started {
+			c.lock.Close()
+		}
+	}()
+	if _, err := os.Stat(c.dataDir()); err == nil {
+		c.stopOrphan(ctx)
+	} else if err := c.initdb(ctx); err != nil {
+		return nil, err
+	}
+	if err := c.startOnFreePort(ctx, opts); err != nil {
+		return nil, err
+	}
+	started = true
+	return c, nil
+}
+
+// prepare checks and creates opts.Dir, takes its lock and, as root, hands it
+// to the postgres user.
+func prepare(opts Options) (*Cluster, error) {
 	bin, err := findBinaries()
 	if err != nil {
 		return nil, err
@@ -74,58 +101,65 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	if c.lock, err = lockDir(opts.Dir); err != nil {
 		return nil, err
 	}
-	started := false
-	defer func() {
-		if !started {
-			c.lock.Close()
-		}
-	}()
 	if os.Geteuid() == 0 {
-		if c.cred, err = postgresUser(); err != nil {
-			return nil, err
-		}
-		if err := reachable(opts.Dir, c.cred); err != nil {
-			return nil, err
-		}
-		if err := chownTree(opts.Dir, int(c.cred.Uid), int(c.cred.Gid)); err != nil {
+		if err := c.runAsPostgres(); err != nil {
+			c.lock.Close()
 			return nil, err
 		}
 	}
-	if _, err := os.Stat(c.dataDir()); err == nil {
-		// We hold the lock, so a server still running here was left by a
-		// process that died without stopping it.
-		if c.run(ctx, "pg_ctl", "status", "-D", c.dataDir()) == nil {
-			_ = c.run(ctx, "pg_ctl", "stop", "-w", "-m", "fast", "-D", c.dataDir())
-		}
-	} else if err := c.initdb(ctx); err != nil {
-		return nil, err
+	return c, nil
+}
+
+// runAsPostgres makes the postgres user own c's directory and run c's
+// commands.
+func (c *Cluster) runAsPostgres() error {
+	var err error
+	if c.cred, err = postgresUser(); err != nil {
+		return err
 	}
+	if err := reachable(c.dir, c.cred); err != nil {
+		return err
+	}
+	return chownTree(c.dir, int(c.cred.Uid), int(c.cred.Gid))
+}
+
+// stopOrphan stops a server left running in c's directory. We hold the
+// lock, so it was left by a process that died without stopping it.
+func (c *Cluster) stopOrphan(ctx context.Context) {
+	if c.run(ctx, "pg_ctl", "status", "-D", c.dataDir()) == nil {
+		_ = c.run(ctx, "pg_ctl", "stop", "-w", "-m", "fast", "-D", c.dataDir())
+	}
+}
+
+// startOnFreePort starts the server in c's data directory on a free
+// loopback port.
+func (c *Cluster) startOnFreePort(ctx context.Context, opts Options) error {
 	c.settings = "-c listen_addresses=127.0.0.1 -c unix_socket_directories=" + c.sockDir() +
 		" -c max_connections=200"
 	if opts.Throwaway {
 		c.settings += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
 	}
 	// A port can be taken between choosing and binding it; try a few.
+	var err error
 	for attempt := 0; ; attempt++ {
 		if c.port, err = freePort(); err != nil {
-			return nil, err
+			return err
 		}
 		err = c.start(ctx)
 		if err == nil || attempt == 2 {
-			break
+			return err
 		}
 	}
-	if err != nil {
-		return nil, err
-	}
-	started = true
-	return c, nil
 }
 
 func (c *Cluster) start(ctx context.Context) error {
-	return c.run(ctx, "pg_ctl", "start", "-w", "-t", "60", "-D", c.dataDir(),
+	err := c.run(ctx, "pg_ctl", "start", "-w", "-t", "60", "-D", c.dataDir(),
 		"-l", filepath.Join(c.dir, "postgres.log"),
 		"-o", c.settings+" -p "+strconv.Itoa(c.port))
+	if err == nil {
+		c.killed = false
+	}
+	return err
 }
 
 // Crash stops the server as a crash would (an immediate shutdown): open
@@ -247,9 +281,12 @@ func Redacted(serverURL string) string {
 }
 
 // Stop shuts the server down, aborting open connections, and releases the
-// directory.
+// directory. After Kill there is no server left to stop.
 func (c *Cluster) Stop() error {
 	defer c.lock.Close()
+	if c.killed {
+		return nil
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	return c.run(ctx, "pg_ctl", "stop", "-w", "-m", "fast", "-D", c.dataDir())
