@@ -103,7 +103,9 @@ export async function healthy(base) {
     headers: { "Content-Type": "application/json" },
     body: "{}",
   });
-  return res.ok && (await res.json()).status === "SERVING_STATUS_SERVING";
+  // grpc.health.v1's own enum spells it SERVING; connectrpc's grpchealth,
+  // which served health before, SERVING_STATUS_SERVING.
+  return res.ok && ["SERVING", "SERVING_STATUS_SERVING"].includes((await res.json()).status);
 }
 
 /**
