@@ -51,3 +51,14 @@ export function mount(el: Element, ...children: Child[]): void {
   el.replaceChildren();
   append(el, children);
 }
+
+/**
+ * keepFocus re-renders container and gives the focus back to the element
+ * with the same test id, so keyboard users stay where they were.
+ */
+export function keepFocus(container: HTMLElement, render: () => void): void {
+  const active = document.activeElement;
+  const id = active instanceof HTMLElement && container.contains(active) ? active.dataset.testid : undefined;
+  render();
+  if (id) container.querySelector<HTMLElement>(`[data-testid="${CSS.escape(id)}"]`)?.focus();
+}
