@@ -2,6 +2,7 @@ package platform
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"net/http"
@@ -95,8 +96,9 @@ func (h *health) list(context.Context, *connect.Request[healthpb.HealthListReque
 }
 
 // watch sends the current status at once, then each change, until the
-// client leaves or the drain ends the stream (with OK, as the protocol
-// asks clients to reconnect after any end). An unknown service is
+// client leaves, its deadline passes (deadline_exceeded) or the drain ends
+// the stream (with OK, as the protocol asks clients to reconnect after any
+// end). An unknown service is
 // SERVICE_UNKNOWN, and the stream stays open: the service may appear.
 func (h *health) watch(ctx context.Context, req *connect.Request[healthpb.HealthCheckRequest], stream *connect.ServerStream[healthpb.HealthCheckResponse]) error {
 	sent := false
@@ -117,7 +119,12 @@ func (h *health) watch(ctx context.Context, req *connect.Request[healthpb.Health
 		}
 		select {
 		case <-ctx.Done():
-			return nil
+			if errors.Is(context.Cause(ctx), ErrShuttingDown) {
+				return nil
+			}
+			// The caller's deadline or its leaving: say which, even if the
+			// server's copy of the deadline ran out before the caller's.
+			return ctx.Err()
 		case <-changed:
 		}
 	}

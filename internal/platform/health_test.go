@@ -1,8 +1,12 @@
 package platform_test
 
 import (
+	"bytes"
+	"encoding/binary"
 	"encoding/json"
+	"io"
 	"net/http"
+	"strings"
 	"testing"
 
 	"connectrpc.com/connect"
@@ -129,5 +133,51 @@ func TestHealthJSONMatchesTheReflectedSchema(t *testing.T) {
 	}
 	if name := status.Enum().Values().ByNumber(3).Name(); name != "SERVICE_UNKNOWN" {
 		t.Fatalf("the reflected enum's value 3 is %s, want the standard SERVICE_UNKNOWN", name)
+	}
+}
+
+// A Watch whose deadline passes ends deadline_exceeded, not OK, even when
+// only the server knows the deadline (here a Connect client that sends
+// Connect-Timeout-Ms and sets no deadline of its own): OK is the drain's
+// end alone.
+func TestHealthWatchEndsAtItsDeadlineWithDeadlineExceeded(t *testing.T) {
+	t.Parallel()
+	h := startServer(t, baseConfig(), newImpl())
+	body := []byte(`{"service": "minizon.later.v1.Later"}`)
+	frame := append([]byte{0, 0, 0, 0, byte(len(body))}, body...)
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, h.base+healthpb.Health_Watch_FullMethodName, bytes.NewReader(frame))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/connect+json")
+	req.Header.Set("Connect-Timeout-Ms", "200")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	raw, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var frames []string
+	var end string
+	for len(raw) >= 5 {
+		n := int(binary.BigEndian.Uint32(raw[1:5]))
+		if len(raw) < 5+n {
+			t.Fatalf("a cut frame: %q", raw)
+		}
+		if raw[0]&2 != 0 {
+			end = string(raw[5 : 5+n])
+		} else {
+			frames = append(frames, string(raw[5:5+n]))
+		}
+		raw = raw[5+n:]
+	}
+	if len(frames) != 1 || !strings.Contains(frames[0], "SERVICE_UNKNOWN") {
+		t.Fatalf("messages %q, want one SERVICE_UNKNOWN", frames)
+	}
+	if !strings.Contains(end, `"deadline_exceeded"`) {
+		t.Fatalf("the stream ended with %s, want deadline_exceeded", end)
 	}
 }
