@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -39,7 +38,7 @@ const wrongToken = "wrong-secret-token-5b2f9e71"
 func TestSecretsTokensNeverReachLogsOrErrors(t *testing.T) {
 	t.Parallel()
 	base, serverLogs := startCatalog(t)
-	clientLogs := &syncBuffer{}
+	clientLogs := &rpctest.LogBuffer{}
 	clientLog := slog.New(slog.NewJSONHandler(clientLogs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	secrets := []string{tokenA, tokenB, wrongToken}
 	sample := seed.Products(seed.SampleSKUs()[:1])[0]
@@ -183,30 +182,12 @@ const (
 	tokenB = "token-b-77e1"
 )
 
-// syncBuffer is a log sink that tests may read while servers write to it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // startCatalog runs the real ProductService with the demo catalog on a
 // fresh database, accepting tokenA and tokenB, on a loopback port, and
 // returns its base URL and log.
-func startCatalog(t *testing.T) (string, *syncBuffer) {
+func startCatalog(t *testing.T) (string, *rpctest.LogBuffer) {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &rpctest.LogBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, nil))
 	url := pg.NewDatabase(t, "product", func(ctx context.Context, url string) error { return migrate.Up(ctx, url, "product") })
 	ctx, cancel := context.WithCancel(context.Background())

@@ -82,7 +82,7 @@ func metricsOf(srv *platform.Server) string {
 
 // wantOnlyCode fails unless every rpc log line has code at info level and
 // no handler error went uncoded.
-func wantOnlyCode(t *testing.T, logs *syncBuffer, code string, lines int) {
+func wantOnlyCode(t *testing.T, logs *rpctest.LogBuffer, code string, lines int) {
 	t.Helper()
 	got := rpcLines(t, logs.String())
 	if len(got) != lines {
@@ -102,7 +102,7 @@ func wantOnlyCode(t *testing.T, logs *syncBuffer, code string, lines int) {
 // bare context error, which used to be answered as internal.
 func TestDeadlineGoneBeforeTheHandlerIsDeadlineExceeded(t *testing.T) {
 	t.Parallel()
-	logs := &syncBuffer{}
+	logs := &rpctest.LogBuffer{}
 	base := "http://" + serveServiceLogging(t, baseConfig(), &cutShort{}, slog.New(slog.NewJSONHandler(logs, nil)))
 	protocols := wireProtocols()
 	for _, p := range protocols {
@@ -131,7 +131,7 @@ func TestDeadlineGoneBeforeTheHandlerIsDeadlineExceeded(t *testing.T) {
 // server's own deadline for callers that set none.
 func TestDeadlinePassingInTheHandlerIsDeadlineExceeded(t *testing.T) {
 	t.Parallel()
-	logs := &syncBuffer{}
+	logs := &rpctest.LogBuffer{}
 	base := "http://" + serveServiceLogging(t, baseConfig(), &cutShort{}, slog.New(slog.NewJSONHandler(logs, nil)))
 	cfg := baseConfig()
 	cfg.RequestTimeout = 50 * time.Millisecond
@@ -165,7 +165,7 @@ func TestDeadlinePassingInTheHandlerIsDeadlineExceeded(t *testing.T) {
 // A caller that goes away mid-call is canceled in the log, not an error.
 func TestCallerLeavingIsCanceled(t *testing.T) {
 	t.Parallel()
-	logs := &syncBuffer{}
+	logs := &rpctest.LogBuffer{}
 	impl := &cutShort{entered: make(chan struct{}, 1)}
 	base := "http://" + serveServiceLogging(t, baseConfig(), impl, slog.New(slog.NewJSONHandler(logs, nil)))
 	protocols := rpctest.Protocols(t)
@@ -198,7 +198,7 @@ func TestCallerLeavingIsCanceled(t *testing.T) {
 func TestStreamEndedByShutdownIsUnavailable(t *testing.T) {
 	t.Parallel()
 	const service, procedure = "minizon.test.v1.Follow", "/minizon.test.v1.Follow/Follow"
-	logs := &syncBuffer{}
+	logs := &rpctest.LogBuffer{}
 	srv := rpctest.NewServer(t, baseConfig(), slog.New(slog.NewJSONHandler(logs, nil)))
 	follow := connect.NewServerStreamHandler(procedure,
 		func(ctx context.Context, _ *connect.Request[emptypb.Empty], s *connect.ServerStream[emptypb.Empty]) error {

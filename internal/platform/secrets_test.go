@@ -13,6 +13,7 @@ import (
 	"github.com/minizon/minizon/gen/minizon/loms/v1/lomsv1connect"
 	"github.com/minizon/minizon/internal/envconf"
 	"github.com/minizon/minizon/internal/platform"
+	"github.com/minizon/minizon/internal/rpctest"
 )
 
 // TestSecretsCORSNeverAllowsCredentials: whatever MINIZON_CORS_ORIGINS
@@ -126,7 +127,7 @@ func (panicker) Stocks(_ context.Context, req *lomsv1.StocksRequest) (*lomsv1.St
 // It needs connect.WithRecover among the platform's handler options.
 func TestSecretsHandlerPanicAnswersInternalAndIsLogged(t *testing.T) {
 	t.Parallel()
-	logs := &syncBuffer{}
+	logs := &rpctest.LogBuffer{}
 	base := servePanicker(t, logs, panicker{})
 	for _, tc := range []struct {
 		name   string
@@ -163,7 +164,7 @@ func TestSecretsHandlerPanicAnswersInternalAndIsLogged(t *testing.T) {
 
 // servePanicker serves impl on a loopback port with the platform's handler
 // options, logging into logs, until the test ends; it returns the base URL.
-func servePanicker(t *testing.T, logs *syncBuffer, impl lomsv1connect.LomsServiceHandler) string {
+func servePanicker(t *testing.T, logs *rpctest.LogBuffer, impl lomsv1connect.LomsServiceHandler) string {
 	t.Helper()
 	return "http://" + serveServiceLogging(t, baseConfig(), impl, slog.New(slog.NewJSONHandler(logs, nil)))
 }

@@ -92,24 +92,6 @@ func (s *lomsImpl) CreateOrder(_ context.Context, req *lomsv1.CreateOrderRequest
 	return &lomsv1.CreateOrderResponse{OrderId: 7, Status: lomsv1.OrderStatus_ORDER_STATUS_AWAITING_PAYMENT}, nil
 }
 
-// syncBuffer is a bytes.Buffer safe for the server's goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // notifyListener closes closed when the server closes it, which Shutdown
 // does first: from then on the server is draining.
 type notifyListener struct {
@@ -130,7 +112,7 @@ func (l *notifyListener) Close() error {
 type harness struct {
 	srv    *platform.Server
 	impl   *lomsImpl
-	logs   *syncBuffer
+	logs   *rpctest.LogBuffer
 	ln     *notifyListener
 	base   string // http://127.0.0.1:port
 	addr   string
@@ -148,7 +130,7 @@ func baseConfig() platform.Config {
 // newHarness builds and mounts the server; call serve or run to start it.
 func newHarness(t *testing.T, cfg platform.Config, impl *lomsImpl) *harness {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &rpctest.LogBuffer{}
 	srv := rpctest.NewServer(t, cfg, slog.New(slog.NewJSONHandler(logs, nil)))
 	path, h := lomsv1connect.NewLomsServiceHandler(impl, srv.HandlerOptions()...)
 	srv.Mount(lomsv1connect.LomsServiceName, path, h)
@@ -954,7 +936,7 @@ func TestInfraError(t *testing.T) {
 			if in == nil {
 				in = refusedConnectError(t)
 			}
-			logs := &syncBuffer{}
+			logs := &rpctest.LogBuffer{}
 			got := platform.InfraError(t.Context(), slog.New(slog.NewJSONHandler(logs, nil)), "database", in)
 			var ce *connect.Error
 			if !errors.As(got, &ce) {

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 
 	"connectrpc.com/connect"
@@ -122,4 +123,23 @@ func PostConnect(t testing.TB, h http.Handler, procedure, contentType string, bo
 		t.Fatalf("%s %s: HTTP %d with body %q", procedure, contentType, rec.Code, rec.Body.String())
 	}
 	return e.Code, e.Message
+}
+
+// LogBuffer is a log sink that a test may read while servers write to it.
+type LogBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *LogBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// String is what was written so far.
+func (b *LogBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

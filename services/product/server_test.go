@@ -1,7 +1,6 @@
 package product_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -11,7 +10,6 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -49,29 +47,11 @@ func newDatabase(t *testing.T) string {
 	})
 }
 
-// syncBuffer is a log sink that tests may read while servers write to it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // startProduct runs the real ProductService with the demo catalog on a
 // fresh database, on a loopback port, and returns its base URL and log.
-func startProduct(t *testing.T) (string, *syncBuffer) {
+func startProduct(t *testing.T) (string, *rpctest.LogBuffer) {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &rpctest.LogBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, nil))
 	cfg := product.Config{DatabaseURL: newDatabase(t), Tokens: []string{tokenA, tokenB}, SeedDemo: true}
 	ctx, cancel := context.WithCancel(context.Background())
