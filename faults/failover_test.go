@@ -1,10 +1,15 @@
 package faults_test
 
 import (
+	"context"
+	"net/http"
 	"testing"
 	"time"
 
 	"connectrpc.com/connect"
+
+	lomsv1 "github.com/minizon/minizon/gen/minizon/loms/v1"
+	"github.com/minizon/minizon/gen/minizon/loms/v1/lomsv1connect"
 )
 
 // The failover tests lose Postgres's primary as a machine is lost (every
@@ -21,9 +26,11 @@ func TestPostgresFailoverSynchronous(t *testing.T) {
 	l := s.newLoad(0.6, 0.2)
 	l.start(6)
 	l.waitCreated(time.Time{}, 50, time.Minute)
+	w := watchThroughFailover(t, s)
 
 	killed, promoted := s.failover()
 	l.waitCreated(promoted, 30, time.Minute)
+	w.payAndHear(t)
 	l.stop()
 
 	// Canceled and DeadlineExceeded: calls under way when the primary died
@@ -139,4 +146,91 @@ func logSwitch(t *testing.T, l *load, killed, promoted time.Time) {
 	first := l.firstCreatedAfter(promoted)
 	t.Logf("failover: standby promoted %v after the kill; first order acknowledged %v after the kill; failed attempts by code: %v",
 		promoted.Sub(killed).Round(time.Millisecond), first.Sub(killed).Round(time.Millisecond), l.failures())
+}
+
+// failoverWatch is a WatchOrder stream held open on LOMS across a
+// failover, on an order of its own.
+type failoverWatch struct {
+	loms  lomsv1connect.LomsServiceClient
+	id    int64
+	msgs  chan *lomsv1.WatchOrderResponse
+	ended chan error
+}
+
+// watchThroughFailover makes an order of one unit of the sku with the most
+// stock (the load sells out the least stocked) and watches it.
+func watchThroughFailover(t *testing.T, s *system) *failoverWatch {
+	t.Helper()
+	var sku uint32
+	if err := s.lomsDB.QueryRow(t.Context(),
+		"SELECT sku FROM stocks GROUP BY sku ORDER BY sum(total - reserved) DESC, sku LIMIT 1").Scan(&sku); err != nil {
+		t.Fatal(err)
+	}
+	c := lomsv1connect.NewLomsServiceClient(http.DefaultClient, s.lomsURLs()[0])
+	made, err := c.CreateOrder(t.Context(), &lomsv1.CreateOrderRequest{User: 1 << 40, Items: []*lomsv1.OrderItem{{Sku: sku, Count: 1}}})
+	if err != nil || made.GetStatus() != lomsv1.OrderStatus_ORDER_STATUS_AWAITING_PAYMENT {
+		t.Fatalf("the watched order: %v, %v", made, err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	t.Cleanup(cancel)
+	stream, err := c.WatchOrder(ctx, &lomsv1.WatchOrderRequest{OrderId: made.GetOrderId()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &failoverWatch{loms: c, id: made.GetOrderId(), msgs: make(chan *lomsv1.WatchOrderResponse, 16), ended: make(chan error, 1)}
+	go func() {
+		defer stream.Close()
+		for stream.Receive() {
+			w.msgs <- stream.Msg()
+		}
+		w.ended <- stream.Err()
+	}()
+	select {
+	case m := <-w.msgs:
+		if m.GetStatus() != lomsv1.OrderStatus_ORDER_STATUS_AWAITING_PAYMENT {
+			t.Fatalf("the watch began with %v", m)
+		}
+	case err := <-w.ended:
+		t.Fatalf("the watch ended before its first message: %v", err)
+	case <-time.After(time.Minute):
+		t.Fatal("no first message")
+	}
+	return w
+}
+
+// payAndHear pays the watched order on the promoted primary (retrying
+// while LOMS answers unavailable) and waits for the stream, open since
+// before the failover, to say PAYED: LOMS's listener found the new primary
+// by itself.
+func (w *failoverWatch) payAndHear(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		_, err := w.loms.OrderPayed(t.Context(), &lomsv1.OrderPayedRequest{OrderId: w.id})
+		if err == nil {
+			break
+		}
+		if connect.CodeOf(err) != connect.CodeUnavailable || time.Now().After(deadline) {
+			t.Fatalf("paying the watched order after the failover: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for {
+		select {
+		case m := <-w.msgs:
+			if m.GetStatus() == lomsv1.OrderStatus_ORDER_STATUS_PAYED {
+				return
+			}
+		case err := <-w.ended:
+			// The messages read before the end were queued before it.
+			for len(w.msgs) > 0 {
+				if m := <-w.msgs; m.GetStatus() == lomsv1.OrderStatus_ORDER_STATUS_PAYED {
+					return
+				}
+			}
+			t.Fatalf("the watch ended (%v) before it told of the payment", err)
+		case <-time.After(time.Minute):
+			t.Fatal("the watch open across the failover never told of the payment")
+		}
+	}
 }
