@@ -2,11 +2,8 @@ package systest_test
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
-	"net/http/httptest"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -26,7 +23,7 @@ import (
 	"github.com/minizon/minizon/services/loms/outbox"
 	"github.com/minizon/minizon/services/notifications"
 	"github.com/minizon/minizon/services/notifications/notification"
-	"github.com/minizon/minizon/services/notifications/sender"
+	"github.com/minizon/minizon/services/notifications/notifytest"
 )
 
 // startLOMS runs the real LOMS (server, outbox relay, sweeper) on a fresh
@@ -74,9 +71,9 @@ func startEventsLOMS(t *testing.T, brokers []string, tel *telemetry.Telemetry) l
 func TestEveryStatusChangeOfConcurrentOrdersIsNotifiedOnceInOrder(t *testing.T) {
 	t.Parallel()
 	broker := newEventsBroker(t)
-	hook := newNotifyHook(t)
+	hook := notifytest.NewWebhook(t)
 	client := startEventsLOMS(t, broker.ListenAddrs(), telemetry.Nop())
-	run := startNotifications(t, notificationsDB(t), broker.ListenAddrs(), hook.url, telemetry.Nop())
+	run := notifytest.Start(t, notificationsDB(t), broker.ListenAddrs(), hook.URL, telemetry.Nop())
 
 	const orders = 500
 	want := map[int64][]notification.Status{}
@@ -116,10 +113,10 @@ func TestEveryStatusChangeOfConcurrentOrdersIsNotifiedOnceInOrder(t *testing.T) 
 		}
 		total += len(want[id])
 	}
-	waitUntil(t, "every status change to be notified", func() bool { return len(hook.received()) >= total })
+	waitUntil(t, "every status change to be notified", func() bool { return len(hook.Received()) >= total })
 	time.Sleep(200 * time.Millisecond) // duplicates, if any, would arrive now
 
-	got := hook.received()
+	got := hook.Received()
 	if len(got) != total {
 		t.Errorf("webhook received %d notifications, want %d", len(got), total)
 	}
@@ -131,7 +128,7 @@ func TestEveryStatusChangeOfConcurrentOrdersIsNotifiedOnceInOrder(t *testing.T) 
 		}
 	}
 	for id, statuses := range want {
-		recs, err := run.app.Store().ForOrder(t.Context(), id)
+		recs, err := run.App.Store().ForOrder(t.Context(), id)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -153,16 +150,16 @@ func TestNotificationSpanLinksToTheRequestThatCausedIt(t *testing.T) {
 	tp := trace.NewTracerProvider(trace.WithSyncer(spans))
 	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
 	broker := newEventsBroker(t)
-	hook := newNotifyHook(t)
+	hook := notifytest.NewWebhook(t)
 	client := startEventsLOMS(t, broker.ListenAddrs(), telemetry.Nop().WithTracing(tp))
-	startNotifications(t, notificationsDB(t), broker.ListenAddrs(), hook.url, telemetry.Nop().WithTracing(tp))
+	notifytest.Start(t, notificationsDB(t), broker.ListenAddrs(), hook.URL, telemetry.Nop().WithTracing(tp))
 
 	if _, err := client.CreateOrder(t.Context(), &lomsv1.CreateOrderRequest{
 		User: 9, Items: []*lomsv1.OrderItem{{Sku: 1, Count: 2}},
 	}); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "the order's two notifications", func() bool { return len(hook.received()) == 2 })
+	waitUntil(t, "the order's two notifications", func() bool { return len(hook.Received()) == 2 })
 	var create tracetest.SpanStub
 	var notify []tracetest.SpanStub
 	waitUntil(t, "the spans to end", func() bool {
@@ -183,37 +180,6 @@ func TestNotificationSpanLinksToTheRequestThatCausedIt(t *testing.T) {
 			t.Errorf("span %q links to %+v, want the CreateOrder span %s", s.Name, s.Links, create.SpanContext.SpanID())
 		}
 	}
-}
-
-// notifyHook is the user-facing messaging service: it records every POST.
-type notifyHook struct {
-	url string
-	mu  sync.Mutex
-	got []sender.Payload
-}
-
-func newNotifyHook(t *testing.T) *notifyHook {
-	t.Helper()
-	w := &notifyHook{}
-	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-		var p sender.Payload
-		if err := json.NewDecoder(r.Body).Decode(&p); err != nil {
-			http.Error(rw, err.Error(), http.StatusBadRequest)
-			return
-		}
-		w.mu.Lock()
-		w.got = append(w.got, p)
-		w.mu.Unlock()
-	}))
-	t.Cleanup(srv.Close)
-	w.url = srv.URL
-	return w
-}
-
-func (w *notifyHook) received() []sender.Payload {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return append([]sender.Payload(nil), w.got...)
 }
 
 // waitUntil polls until cond holds; the limit only keeps a broken build
@@ -244,33 +210,4 @@ func newEventsBroker(t testing.TB) *kfake.Cluster {
 	}
 	t.Cleanup(c.Close)
 	return c
-}
-
-// notifier is a Notifications instance consuming in the background.
-type notifier struct {
-	app *notifications.App
-}
-
-// startNotifications runs Notifications on dbURL, consuming brokers and
-// posting to webhookURL, until the test ends.
-func startNotifications(t testing.TB, dbURL string, brokers []string, webhookURL string, tel *telemetry.Telemetry) *notifier {
-	t.Helper()
-	app, err := notifications.Open(t.Context(), notifications.Config{
-		DatabaseURL: dbURL, KafkaBrokers: brokers, WebhookURL: webhookURL,
-		WebhookTimeout: 5 * time.Second, WebhookAttempts: 2, RetryBackoffMax: 200 * time.Millisecond,
-	}, platform.Deps{Log: quiet, Tel: tel})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- app.Workers()[0](ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("consumer: %v", err)
-		}
-		app.Close(context.Background())
-	})
-	return &notifier{app: app}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/minizon/minizon/internal/telemetry"
 	"github.com/minizon/minizon/services/notifications"
+	"github.com/minizon/minizon/services/notifications/notifytest"
 )
 
 // BenchmarkConsume is the cost of one event through Notifications
@@ -59,7 +60,7 @@ func BenchmarkConsume(b *testing.B) {
 		}
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 		b.StopTimer()
-		r.stop()
+		r.Stop()
 	})
 }
 
@@ -76,7 +77,7 @@ func backlogOf(b *testing.B, n int) []string {
 }
 
 // startQuiet runs Notifications with its log lines discarded.
-func startQuiet(b *testing.B, db string, brokers []string) *running {
+func startQuiet(b *testing.B, db string, brokers []string) *notifytest.Running {
 	b.Helper()
-	return start(b, db, brokers, "", telemetry.Nop())
+	return notifytest.Start(b, db, brokers, "", telemetry.Nop())
 }

@@ -2,15 +2,10 @@ package notifications_test
 
 import (
 	"context"
-	"encoding/json"
-	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -27,66 +22,16 @@ import (
 	"github.com/minizon/minizon/internal/kafkaconsumer"
 	"github.com/minizon/minizon/internal/migrate"
 	"github.com/minizon/minizon/internal/pgtest"
-	"github.com/minizon/minizon/internal/platform"
 	"github.com/minizon/minizon/internal/telemetry"
 	"github.com/minizon/minizon/services/notifications"
 	"github.com/minizon/minizon/services/notifications/notification"
+	"github.com/minizon/minizon/services/notifications/notifytest"
 	"github.com/minizon/minizon/services/notifications/sender"
 )
 
 var pg *pgtest.Cluster
 
 func TestMain(m *testing.M) { pgtest.Main(m, &pg) }
-
-var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
-
-// webhook is the user-facing messaging service: it records every POST and
-// answers what fail says (0 for 200).
-type webhook struct {
-	url  string
-	mu   sync.Mutex
-	got  []sender.Payload
-	fail func(sender.Payload) int
-}
-
-func newWebhook(t *testing.T) *webhook {
-	t.Helper()
-	w := &webhook{}
-	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-		var p sender.Payload
-		if err := json.NewDecoder(r.Body).Decode(&p); err != nil {
-			http.Error(rw, err.Error(), http.StatusBadRequest)
-			return
-		}
-		w.mu.Lock()
-		fail := w.fail
-		w.mu.Unlock()
-		if fail != nil {
-			if code := fail(p); code != 0 {
-				http.Error(rw, "not now", code)
-				return
-			}
-		}
-		w.mu.Lock()
-		w.got = append(w.got, p)
-		w.mu.Unlock()
-	}))
-	t.Cleanup(srv.Close)
-	w.url = srv.URL
-	return w
-}
-
-func (w *webhook) setFail(f func(sender.Payload) int) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.fail = f
-}
-
-func (w *webhook) received() []sender.Payload {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return append([]sender.Payload(nil), w.got...)
-}
 
 // waitFor polls until cond holds; the limit only keeps a broken build from
 // hanging, it measures nothing.
@@ -117,38 +62,6 @@ func newBroker(t testing.TB, opts ...kfake.Opt) *kfake.Cluster {
 	}
 	t.Cleanup(c.Close)
 	return c
-}
-
-// running is a Notifications instance consuming in the background.
-type running struct {
-	app  *notifications.App
-	stop func()
-}
-
-func start(t testing.TB, dbURL string, brokers []string, webhookURL string, tel *telemetry.Telemetry) *running {
-	t.Helper()
-	app, err := notifications.Open(t.Context(), notifications.Config{
-		DatabaseURL: dbURL, KafkaBrokers: brokers, WebhookURL: webhookURL,
-		WebhookTimeout: 5 * time.Second, WebhookAttempts: 2, RetryBackoffMax: 200 * time.Millisecond,
-	}, platform.Deps{Log: quiet, Tel: tel})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- app.Workers()[0](ctx) }()
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("consumer: %v", err)
-			}
-			app.Close(context.Background())
-		})
-	}
-	t.Cleanup(stop)
-	return &running{app: app, stop: stop}
 }
 
 // event is an order event as LOMS writes it.
@@ -238,15 +151,15 @@ func backlog(t *testing.T, broker *kfake.Cluster) (map[int64][]*kgo.Record, []*k
 
 // startMidStream starts an instance with a slowed-down webhook and returns
 // once it has notified 100 events, so that it is caught mid-stream.
-func startMidStream(t *testing.T, db string, broker *kfake.Cluster, hook *webhook) *running {
+func startMidStream(t *testing.T, db string, broker *kfake.Cluster, hook *notifytest.Webhook) *notifytest.Running {
 	t.Helper()
 	var seen atomic.Int64
-	hook.setFail(func(sender.Payload) int {
+	hook.SetFail(func(sender.Payload) int {
 		seen.Add(1)
 		time.Sleep(2 * time.Millisecond)
 		return 0
 	})
-	r := start(t, db, broker.ListenAddrs(), hook.url, telemetry.Nop())
+	r := notifytest.Start(t, db, broker.ListenAddrs(), hook.URL, telemetry.Nop())
 	waitFor(t, "the first instance to notify 100 events", func() bool { return seen.Load() >= 100 })
 	return r
 }
@@ -280,22 +193,22 @@ func TestRestartMidStreamLosesNothingAndSendsNothingTwice(t *testing.T) {
 		return resp, nil, true
 	})
 	db := newDatabase(t)
-	hook := newWebhook(t)
+	hook := notifytest.NewWebhook(t)
 	orders, all := backlog(t, broker)
 	first := startMidStream(t, db, broker, hook)
-	first.stop()
-	handled := len(hook.received())
+	first.Stop()
+	handled := len(hook.Received())
 	if handled >= len(all) {
 		t.Fatalf("the first instance handled all %d events before it was stopped; the test proves nothing", handled)
 	}
 
 	refuseCommits.Store(false)
-	hook.setFail(nil)
-	start(t, db, broker.ListenAddrs(), hook.url, telemetry.Nop())
-	waitFor(t, "every event to be notified", func() bool { return len(hook.received()) >= len(all) })
+	hook.SetFail(nil)
+	notifytest.Start(t, db, broker.ListenAddrs(), hook.URL, telemetry.Nop())
+	waitFor(t, "every event to be notified", func() bool { return len(hook.Received()) >= len(all) })
 	// Let redeliveries that would be duplicates arrive, if there were any.
 	time.Sleep(200 * time.Millisecond)
-	checkExactlyOnceInOrder(t, hook.received(), orders)
+	checkExactlyOnceInOrder(t, hook.Received(), orders)
 	t.Logf("first instance notified %d of %d events; its successor the rest", handled, len(all))
 }
 
@@ -304,8 +217,8 @@ func TestRestartMidStreamLosesNothingAndSendsNothingTwice(t *testing.T) {
 func TestUndecodableRecordGoesToDeadLetterTopic(t *testing.T) {
 	t.Parallel()
 	broker := newBroker(t)
-	hook := newWebhook(t)
-	start(t, newDatabase(t), broker.ListenAddrs(), hook.url, telemetry.Nop())
+	hook := notifytest.NewWebhook(t)
+	notifytest.Start(t, newDatabase(t), broker.ListenAddrs(), hook.URL, telemetry.Nop())
 
 	garbage := &kgo.Record{Topic: notifications.Topic, Key: []byte("7"), Value: []byte("not a protobuf \xff\xff\xff")}
 	noUser := event(7, lomsv1.OrderStatus_ORDER_STATUS_NEW, lomsv1.OrderStatus_ORDER_STATUS_UNSPECIFIED)
@@ -316,8 +229,8 @@ func TestUndecodableRecordGoesToDeadLetterTopic(t *testing.T) {
 	good := event(7, lomsv1.OrderStatus_ORDER_STATUS_NEW, lomsv1.OrderStatus_ORDER_STATUS_UNSPECIFIED)
 	produce(t, broker.ListenAddrs(), garbage, noUser, good)
 
-	waitFor(t, "the good event to be notified", func() bool { return len(hook.received()) == 1 })
-	if got := hook.received()[0].EventID; got != eventID(t, good) {
+	waitFor(t, "the good event to be notified", func() bool { return len(hook.Received()) == 1 })
+	if got := hook.Received()[0].EventID; got != eventID(t, good) {
 		t.Errorf("notified event %s, want the good one %s", got, eventID(t, good))
 	}
 
@@ -371,8 +284,8 @@ func header(r *kgo.Record, key string) string {
 func TestFailingDeliveryIsRetriedWithoutBlockingOtherPartitions(t *testing.T) {
 	t.Parallel()
 	broker := newBroker(t)
-	hook := newWebhook(t)
-	run := start(t, newDatabase(t), broker.ListenAddrs(), hook.url, telemetry.Nop())
+	hook := notifytest.NewWebhook(t)
+	run := notifytest.Start(t, newDatabase(t), broker.ListenAddrs(), hook.URL, telemetry.Nop())
 
 	// Two orders on different partitions, as the producer's default
 	// partitioner places them.
@@ -387,7 +300,7 @@ func TestFailingDeliveryIsRetriedWithoutBlockingOtherPartitions(t *testing.T) {
 
 	var down atomic.Bool
 	down.Store(true)
-	hook.setFail(func(p sender.Payload) int {
+	hook.SetFail(func(p sender.Payload) int {
 		if p.OrderID == stuck && down.Load() {
 			return http.StatusServiceUnavailable
 		}
@@ -399,13 +312,13 @@ func TestFailingDeliveryIsRetriedWithoutBlockingOtherPartitions(t *testing.T) {
 	orders := map[int64][]*kgo.Record{stuck: lifecycle(stuck), other: lifecycle(other)}
 	produce(t, broker.ListenAddrs(), append(orders[stuck], orders[other]...)...)
 
-	waitFor(t, "the other order's deliverable notifications", func() bool { return len(hook.received()) == 2 })
-	for _, p := range hook.received() {
+	waitFor(t, "the other order's deliverable notifications", func() bool { return len(hook.Received()) == 2 })
+	for _, p := range hook.Received() {
 		if p.OrderID != other {
 			t.Fatalf("order %d was notified while its webhook was down", p.OrderID)
 		}
 	}
-	recs, err := run.app.Store().ForOrder(t.Context(), other)
+	recs, err := run.App.Store().ForOrder(t.Context(), other)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -414,8 +327,8 @@ func TestFailingDeliveryIsRetriedWithoutBlockingOtherPartitions(t *testing.T) {
 	}
 
 	down.Store(false)
-	waitFor(t, "the held order's notifications", func() bool { return len(hook.received()) == 5 })
-	got := hook.received()
+	waitFor(t, "the held order's notifications", func() bool { return len(hook.Received()) == 5 })
+	got := hook.Received()
 	var stuckGot []sender.Payload
 	for _, p := range got {
 		if p.OrderID == stuck {
@@ -432,11 +345,11 @@ func TestScalingOutMidStreamKeepsEveryPartitionMoving(t *testing.T) {
 	t.Parallel()
 	broker := newBroker(t)
 	db := newDatabase(t)
-	hook := newWebhook(t)
+	hook := notifytest.NewWebhook(t)
 	orders, all := backlog(t, broker)
 	startMidStream(t, db, broker, hook)
-	start(t, db, broker.ListenAddrs(), hook.url, telemetry.Nop())
-	waitFor(t, "every event to be notified", func() bool { return len(hook.received()) >= len(all) })
+	notifytest.Start(t, db, broker.ListenAddrs(), hook.URL, telemetry.Nop())
+	waitFor(t, "every event to be notified", func() bool { return len(hook.Received()) >= len(all) })
 	time.Sleep(200 * time.Millisecond)
-	checkExactlyOnceInOrder(t, hook.received(), orders)
+	checkExactlyOnceInOrder(t, hook.Received(), orders)
 }
