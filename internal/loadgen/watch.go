@@ -85,10 +85,8 @@ func RunWatch(ctx context.Context, t Target, opts WatchOptions) (*Summary, error
 	case len(t.SKUs) == 0:
 		return nil, errors.New("no skus to pick from")
 	}
-	w := &watchRun{t: t, opts: opts, stats: map[string]*rpcStats{}, open: map[int64]*watched{}, openStats: newRPCStats()}
-	for _, name := range []string{rpcWatchChange, rpcWatchOpen, "CreateOrder", "OrderPayed"} {
-		w.rpc(name)
-	}
+	w := &watchRun{t: t, opts: opts, open: map[int64]*watched{},
+		changes: newRPCStats(), payments: newRPCStats(), creates: newRPCStats(), opens: newRPCStats(), openings: newRPCStats()}
 	streamCtx, closeStreams := context.WithCancel(ctx)
 	defer closeStreams()
 	w.streamCtx = streamCtx
@@ -169,10 +167,11 @@ func RunWatch(ctx context.Context, t Target, opts WatchOptions) (*Summary, error
 	figs.Lost = w.lost.Load()
 	figs.BytesPerStream = (figs.RSSEndMiB - figs.RSSBeforeMiB) * (1 << 20) / float64(opts.Streams)
 	sum := &Summary{Scenario: "watch", Concurrency: opts.Concurrency, DurationSeconds: elapsed.Seconds(), Primary: rpcWatchChange, Watch: figs}
-	for _, name := range []string{rpcWatchChange, "OrderPayed", "CreateOrder", rpcWatchOpen} {
-		sum.RPCs = append(sum.RPCs, w.stats[name].summary(name, elapsed))
+	sum.RPCs = []RPCSummary{
+		w.changes.summary(rpcWatchChange, elapsed), w.payments.summary("OrderPayed", elapsed),
+		w.creates.summary("CreateOrder", elapsed), w.opens.summary(rpcWatchOpen, elapsed),
+		w.openings.summary(rpcWatchOpen+"ing", openElapsed),
 	}
-	sum.RPCs = append(sum.RPCs, w.openStats.summary(rpcWatchOpen+"ing", openElapsed))
 	sum.RPS = sum.RPCs[0].RPS
 	figs.ChangesRate = sum.RPS
 	return sum, nil
@@ -184,32 +183,24 @@ type watchRun struct {
 	streamCtx context.Context
 	measuring atomic.Bool
 	// opening is true while the streams are first opened, timed into
-	// openStats.
-	opening   atomic.Bool
-	openStats *rpcStats
-	next      atomic.Int64 // picks users and skus
-	heard     atomic.Int64
-	lost      atomic.Int64
+	// openings rather than opens.
+	opening atomic.Bool
+	next    atomic.Int64 // picks users and skus
+	heard   atomic.Int64
+	lost    atomic.Int64
 
-	mu    sync.Mutex
-	stats map[string]*rpcStats
-	open  map[int64]*watched
+	// The report's rows: changes heard, payments, orders created, streams
+	// opened in the window and at first.
+	changes, payments, creates, opens, openings *rpcStats
+
+	mu   sync.Mutex
+	open map[int64]*watched
 }
 
-func (w *watchRun) rpc(name string) *rpcStats {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	s, ok := w.stats[name]
-	if !ok {
-		s = newRPCStats()
-		w.stats[name] = s
-	}
-	return s
-}
-
-func (w *watchRun) record(name string, d time.Duration, err error) {
+// record adds a call to s if the window is being measured.
+func (w *watchRun) record(s *rpcStats, d time.Duration, err error) {
 	if w.measuring.Load() {
-		w.rpc(name).record(d, err)
+		s.record(d, err)
 	}
 }
 
@@ -258,7 +249,7 @@ func (w *watchRun) openOne(ctx context.Context) error {
 	sku := w.t.SKUs[int(i)%len(w.t.SKUs)]
 	begin := time.Now()
 	res, err := w.t.LOMS.CreateOrder(ctx, &lomsv1.CreateOrderRequest{User: 1<<40 + i, Items: []*lomsv1.OrderItem{{Sku: sku, Count: 1}}})
-	w.record("CreateOrder", time.Since(begin), err)
+	w.record(w.creates, time.Since(begin), err)
 	if err != nil {
 		return err
 	}
@@ -275,9 +266,9 @@ func (w *watchRun) openOne(ctx context.Context) error {
 		}
 	}
 	if w.opening.Load() {
-		w.openStats.record(time.Since(begin), err)
+		w.openings.record(time.Since(begin), err)
 	} else {
-		w.record(rpcWatchOpen, time.Since(begin), err)
+		w.record(w.opens, time.Since(begin), err)
 	}
 	if err != nil {
 		cancel()
@@ -296,7 +287,7 @@ func (w *watchRun) openOne(ctx context.Context) error {
 			case lomsv1.OrderStatus_ORDER_STATUS_PAYED, lomsv1.OrderStatus_ORDER_STATUS_CANCELLED:
 				received := time.Now()
 				w.heard.Add(1)
-				w.record(rpcWatchChange, received.Sub(m.GetChangedAt().AsTime()), nil)
+				w.record(w.changes, received.Sub(m.GetChangedAt().AsTime()), nil)
 				final = m
 			}
 		}
@@ -322,7 +313,7 @@ func (w *watchRun) change(ctx context.Context, s *watched, measured bool) {
 	begin := time.Now()
 	_, err := w.t.LOMS.OrderPayed(ctx, &lomsv1.OrderPayedRequest{OrderId: s.id})
 	if measured {
-		w.rpc("OrderPayed").record(time.Since(begin), err)
+		w.payments.record(time.Since(begin), err)
 	}
 	if err == nil {
 		select {

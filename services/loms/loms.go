@@ -13,6 +13,7 @@ import (
 
 	"connectrpc.com/connect"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/minizon/minizon/gen/minizon/loms/v1/lomsv1connect"
@@ -184,8 +185,11 @@ func Open(ctx context.Context, cfg Config, deps platform.Deps) (*App, error) {
 	}
 	batcher := store.NewBatcher(st, cfg.BatchMax, cfg.BatchFlights)
 	watchers := watch.NewHub(st, st, cfg.Watch, log)
-	if err := errors.Join(tel.Metrics.Register(outbox.NewMetrics(st)), tel.Metrics.Register(batcher.Metrics()),
-		tel.Metrics.Register(watchers.Metrics())); err != nil {
+	var errs []error
+	for _, c := range append([]prometheus.Collector{outbox.NewMetrics(st), batcher.Metrics()}, watchers.Metrics()...) {
+		errs = append(errs, tel.Metrics.Register(c))
+	}
+	if err := errors.Join(errs...); err != nil {
 		closeAll()
 		return nil, fmt.Errorf("register LOMS metrics: %w", err)
 	}

@@ -136,13 +136,17 @@ func (s *Server) WatchOrder(ctx context.Context, req *lomsv1.WatchOrderRequest, 
 	}
 }
 
-// watchError maps what ends a watch: the server's limits and shutdown tell
-// the client where it stands, the rest as for any RPC.
+// watchError maps what ends a watch: the server's limits and the hub's end
+// tell the client where it stands. A context's end is left as it is: the
+// platform codes it by its cause (the caller's deadline or leaving, or
+// unavailable when the server's shutdown ended the stream).
 func (s *Server) watchError(ctx context.Context, err error) error {
 	switch {
+	case ctx.Err() != nil:
+		return err
 	case errors.Is(err, watch.ErrTooManyWatchers):
 		return connect.NewError(connect.CodeResourceExhausted, fmt.Errorf("%w; watch again later or on another replica", err))
-	case errors.Is(err, watch.ErrStopped), errors.Is(context.Cause(ctx), platform.ErrShuttingDown):
+	case errors.Is(err, watch.ErrStopped):
 		return connect.NewError(connect.CodeUnavailable, errors.New("the server is shutting down; watch again"))
 	}
 	return s.toConnect(ctx, err)

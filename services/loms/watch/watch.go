@@ -77,9 +77,8 @@ type Hub struct {
 	wake    chan struct{} // a read is pending; capacity 1
 	done    chan struct{} // closed when Run returns
 
-	open      prometheus.Gauge
-	feedLost  prometheus.Counter
-	collector prometheus.Collector
+	open     prometheus.Gauge
+	feedLost prometheus.Counter
 }
 
 // NewHub returns a hub that hears changes from feed and reads states from
@@ -104,12 +103,11 @@ func NewHub(feed Feed, reader Reader, cfg Config, log *slog.Logger) *Hub {
 			Help: "Times the listener of order status changes lost its database connection and listened again.",
 		}),
 	}
-	h.collector = collectors{h.open, h.feedLost}
 	return h
 }
 
 // Metrics are the hub's gauge of open watchers and counter of lost feeds.
-func (h *Hub) Metrics() prometheus.Collector { return h.collector }
+func (h *Hub) Metrics() []prometheus.Collector { return []prometheus.Collector{h.open, h.feedLost} }
 
 // Run hears changes and tells watchers until ctx is done; the watchers'
 // Next then fails with ErrStopped. A lost feed is listened to again, with
@@ -120,18 +118,19 @@ func (h *Hub) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { h.read(ctx) })
 	defer wg.Wait()
-	wait := backoff{min: 100 * time.Millisecond, max: 5 * time.Second}
+	var wait time.Duration
 	for {
 		err := h.feed.ListenChanges(ctx, func() {
-			wait.reset()
+			wait = 0
 			h.rereadAll()
 		}, h.changed)
 		if ctx.Err() != nil {
 			return nil
 		}
 		h.feedLost.Inc()
-		h.log.WarnContext(ctx, "order status feed lost; listening again", "error", errString(err), "in", wait.next().String())
-		if !sleep(ctx, wait.current) {
+		wait = longer(wait)
+		h.log.WarnContext(ctx, "order status feed lost; listening again", "error", errString(err), "in", wait.String())
+		if !sleep(ctx, wait) {
 			return nil
 		}
 	}
@@ -220,7 +219,7 @@ func (h *Hub) signal() {
 // read runs wait for the next one, so a burst costs a few queries, not one
 // per change.
 func (h *Hub) read(ctx context.Context) {
-	wait := backoff{min: 100 * time.Millisecond, max: 5 * time.Second}
+	var wait time.Duration
 	for {
 		select {
 		case <-ctx.Done():
@@ -236,14 +235,15 @@ func (h *Hub) read(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
-			h.log.WarnContext(ctx, "read watched orders' states; retrying", "orders", len(ids), "error", err.Error(), "in", wait.next().String())
+			wait = longer(wait)
+			h.log.WarnContext(ctx, "read watched orders' states; retrying", "orders", len(ids), "error", err.Error(), "in", wait.String())
 			h.requeue(ids)
-			if !sleep(ctx, wait.current) {
+			if !sleep(ctx, wait) {
 				return
 			}
 			continue
 		}
-		wait.reset()
+		wait = 0
 		h.dispatch(states)
 	}
 }
@@ -390,17 +390,10 @@ func (w *Watcher) Close() {
 	}
 }
 
-// backoff doubles a wait from min to max.
-type backoff struct {
-	min, max, current time.Duration
+// longer is the next wait after d: doubled, from 100 ms up to 5 s.
+func longer(d time.Duration) time.Duration {
+	return min(max(2*d, 100*time.Millisecond), 5*time.Second)
 }
-
-func (b *backoff) next() time.Duration {
-	b.current = min(max(b.current*2, b.min), b.max)
-	return b.current
-}
-
-func (b *backoff) reset() { b.current = 0 }
 
 // sleep waits d or until ctx is done, telling whether ctx is still live.
 func sleep(ctx context.Context, d time.Duration) bool {
@@ -411,20 +404,5 @@ func sleep(ctx context.Context, d time.Duration) bool {
 		return false
 	case <-t.C:
 		return true
-	}
-}
-
-// collectors is several collectors as one.
-type collectors []prometheus.Collector
-
-func (c collectors) Describe(ch chan<- *prometheus.Desc) {
-	for _, x := range c {
-		x.Describe(ch)
-	}
-}
-
-func (c collectors) Collect(ch chan<- prometheus.Metric) {
-	for _, x := range c {
-		x.Collect(ch)
 	}
 }
